@@ -1,0 +1,46 @@
+"""Implementations of the small subcommands (`once`, `check-config`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from monitor.config import Config, load_config
+from monitor.redact import MASK
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    path = getattr(args, "config", None)
+    if path is None and Path("rolewatch.toml").exists():
+        path = "rolewatch.toml"
+    return load_config(path)
+
+
+def masked_config(cfg: Config) -> dict:
+    data = cfg.model_dump(mode="json", exclude_none=True)
+
+    def walk(obj):  # noqa: ANN001, ANN202
+        if isinstance(obj, dict):
+            if "value" in obj and set(obj) <= {"value"}:
+                return {"value": MASK}
+            return {k: walk(v) for k, v in obj.items()}
+        if isinstance(obj, list):
+            return [walk(v) for v in obj]
+        return obj
+
+    return walk(data)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    cfg = load_config(args.file)
+    print(json.dumps(masked_config(cfg), indent=2))
+    print(f"{args.file}: OK", file=sys.stderr)
+    return 0
+
+
+def cmd_once(args: argparse.Namespace) -> int:
+    from monitor.pipeline import run_once_command
+
+    return run_once_command(config_from_args(args), args)

@@ -1,0 +1,464 @@
+"""The TOML configuration, as pydantic models.
+
+This module is the only place defaults live. Every key here is a public interface: it is
+documented in the README and a rename is a breaking change.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+Severity = Literal["info", "low", "medium", "high", "critical"]
+SEVERITY_ORDER: dict[str, int] = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+
+
+class ConfigError(Exception):
+    """A configuration problem, already phrased for the user (file and dotted key)."""
+
+
+class _Model(BaseModel):
+    # A typo in a key is an error, not a silently ignored setting.
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+# --------------------------------------------------------------------------- secrets
+
+
+class SecretRef(_Model):
+    """Where a secret lives. Exactly one of env / secretsmanager / ssm.
+
+    Inline values are accepted only through `value` for tests and demos and are masked
+    everywhere they are printed.
+    """
+
+    env: str | None = None
+    secretsmanager: str | None = None  # secret id or ARN; optional "#jsonkey" suffix
+    ssm: str | None = None  # SecureString parameter name
+    value: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretRef:
+        given = [k for k in ("env", "secretsmanager", "ssm", "value") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError("give exactly one of env, secretsmanager, ssm, value")
+        return self
+
+
+# --------------------------------------------------------------------------- state / aws
+
+
+class StateConfig(_Model):
+    backend: Literal["sqlite", "dynamodb"] = "sqlite"
+    path: str = ".rolewatch/state.db"
+    dynamodb_table: str = "rolewatch-state"
+    seen_retention_days: int = Field(default=30, ge=1)
+    findings_retention_days: int = Field(default=400, ge=1)
+
+
+class AwsConfig(_Model):
+    region: str = "us-east-1"
+    endpoint_url: str | None = None
+    profile: str | None = None
+    max_attempts: int = Field(default=10, ge=1)  # botocore adaptive retry mode
+
+
+# --------------------------------------------------------------------------- sources
+
+
+class _SourceBase(_Model):
+    name: str | None = None  # defaults to a stable id derived from type and location
+    enabled: bool = True
+
+
+class LocalSource(_SourceBase):
+    type: Literal["local"]
+    path: str
+
+
+class S3Source(_SourceBase):
+    type: Literal["s3"]
+    bucket: str
+    prefix: str = ""
+    accounts: list[str] | None = None
+    regions: list[str] | None = None
+    max_workers: int = Field(default=16, ge=1, le=128)
+
+
+class CloudWatchLogsSource(_SourceBase):
+    type: Literal["cloudwatch_logs"]
+    log_groups: list[str] = Field(min_length=1)
+    filter_pattern: str = "assume_role_family"  # name of a file in queries/filter_patterns
+    requests_per_second: float = Field(default=5.0, gt=0)
+    slice_minutes: int = Field(default=60, ge=1)
+
+
+class LookupEventsSource(_SourceBase):
+    type: Literal["lookup_events"]
+    regions: list[str] | None = None
+    requests_per_second: float = Field(default=2.0, gt=0)
+
+
+class AthenaSource(_SourceBase):
+    type: Literal["athena"]
+    database: str = "default"
+    table: str = "cloudtrail_logs"
+    workgroup: str = "primary"
+    output_location: str | None = None
+
+
+class CloudTrailLakeSource(_SourceBase):
+    type: Literal["cloudtrail_lake"]
+    event_data_store: str
+
+
+class LogsInsightsSource(_SourceBase):
+    type: Literal["logs_insights"]
+    log_groups: list[str] = Field(min_length=1)
+    max_concurrent_queries: int = Field(default=4, ge=1, le=30)
+
+
+Source = Annotated[
+    LocalSource
+    | S3Source
+    | CloudWatchLogsSource
+    | LookupEventsSource
+    | AthenaSource
+    | CloudTrailLakeSource
+    | LogsInsightsSource,
+    Field(discriminator="type"),
+]
+
+
+class CollectionConfig(_Model):
+    initial_lookback_hours: float = Field(default=24, gt=0)
+    overlap_minutes: float = Field(default=20, ge=0)  # CloudTrail delivers ~5 min late, no maximum
+
+
+# --------------------------------------------------------------------------- organization
+
+
+class OrganizationConfig(_Model):
+    enabled: bool = False
+    accounts: list[str] | None = None  # explicit list; otherwise Organizations ListAccounts
+    include: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
+    audit_role_arn_template: str = "arn:aws:iam::{account_id}:role/rolewatch-audit"
+    external_id: SecretRef | None = None
+    session_duration_seconds: int = Field(default=900, ge=900, le=43200)
+    max_workers: int = Field(default=8, ge=1, le=64)
+    account_timeout_seconds: float = Field(default=300, gt=0)
+    regions: list[str] = Field(default_factory=lambda: ["us-east-1"])
+
+
+class PostureConfig(_Model):
+    enabled: bool = True
+    access_analyzer: bool = True
+    last_accessed: bool = True
+    last_accessed_granularity: Literal["SERVICE_LEVEL", "ACTION_LEVEL"] = "SERVICE_LEVEL"
+    last_accessed_max_in_flight: int = Field(default=5, ge=1, le=50)
+    last_accessed_cache_hours: float = Field(default=24, ge=0)
+
+
+# --------------------------------------------------------------------------- detectors
+
+
+class _DetectorBase(_Model):
+    enabled: bool = True
+
+
+class FailedAssumeRoleConfig(_DetectorBase):
+    window_minutes: int = Field(default=10, ge=1)
+    burst_threshold: int = Field(default=5, ge=1)
+    enumeration_roles: int = Field(default=3, ge=2)
+
+
+class UnusualSourceIpConfig(_DetectorBase):
+    learning_days: int = Field(default=14, ge=0)
+    allowed_cidrs: list[str] = Field(default_factory=list)
+    ipv4_prefix: int = Field(default=24, ge=0, le=32)
+    ipv6_prefix: int = Field(default=64, ge=0, le=128)
+
+
+class OffHoursOverride(_Model):
+    role_arn: str  # glob
+    timezone: str | None = None
+    business_hours: str | None = None
+    business_days: list[str] | None = None
+
+
+class OffHoursConfig(_DetectorBase):
+    timezone: str = "UTC"
+    business_hours: str = "08:00-18:00"
+    business_days: list[str] = Field(default_factory=lambda: ["mon", "tue", "wed", "thu", "fri"])
+    holidays: list[str] = Field(default_factory=list)  # ISO dates, local to `timezone`
+    exempt_principals: list[str] = Field(default_factory=list)  # ARN globs
+    overrides: list[OffHoursOverride] = Field(default_factory=list)
+
+
+class UnusedRoleConfig(_DetectorBase):
+    unused_days: int = Field(default=90, ge=1)
+    unused_services_ratio: float = Field(default=0.5, ge=0, le=1)  # least-privilege finding
+
+
+class FirstTimePrincipalConfig(_DetectorBase):
+    learning_days: int = Field(default=14, ge=0)
+
+
+class LongSessionConfig(_DetectorBase):
+    max_duration_seconds: int = Field(default=3600, ge=900)
+
+
+class TrustPolicyConfig(_DetectorBase):
+    trusted_accounts: list[str] = Field(default_factory=list)
+    organization_accounts: list[str] = Field(default_factory=list)
+    privileged_policy_patterns: list[str] = Field(
+        default_factory=lambda: ["*AdministratorAccess*", "*PowerUserAccess*", "*IAMFullAccess*"]
+    )
+    expiry_warning_days: int = Field(default=14, ge=0)
+    max_session_duration_seconds: int = Field(default=3600, ge=900, le=43200)
+
+
+class MonitorHealthConfig(_DetectorBase):
+    failed_cycles: int = Field(default=3, ge=1)
+    max_silence_minutes: int = Field(default=60, ge=1)
+
+
+class DetectorsConfig(_Model):
+    failed_assume_role: FailedAssumeRoleConfig = Field(default_factory=FailedAssumeRoleConfig)
+    unusual_source_ip: UnusualSourceIpConfig = Field(default_factory=UnusualSourceIpConfig)
+    off_hours: OffHoursConfig = Field(default_factory=OffHoursConfig)
+    unused_role: UnusedRoleConfig = Field(default_factory=UnusedRoleConfig)
+    first_time_principal: FirstTimePrincipalConfig = Field(default_factory=FirstTimePrincipalConfig)
+    long_session: LongSessionConfig = Field(default_factory=LongSessionConfig)
+    trust_policy: TrustPolicyConfig = Field(default_factory=TrustPolicyConfig)
+    monitor_health: MonitorHealthConfig = Field(default_factory=MonitorHealthConfig)
+
+
+class AllowlistEntry(_Model):
+    cidr: str | None = None
+    account: str | None = None
+    principal_arn: str | None = None  # glob
+    role_arn: str | None = None  # glob
+    user_agent: str | None = None  # glob
+    detectors: list[str] | None = None  # None: every detector
+    owner: str
+    reason: str
+    expires: str  # ISO date or datetime
+
+    @model_validator(mode="after")
+    def _has_matcher(self) -> AllowlistEntry:
+        if not any((self.cidr, self.account, self.principal_arn, self.role_arn, self.user_agent)):
+            raise ValueError("an allowlist entry needs at least one of cidr, account, principal_arn, role_arn, user_agent")
+        return self
+
+
+# --------------------------------------------------------------------------- notifiers
+
+
+class _NotifierBase(_Model):
+    name: str | None = None
+    min_severity: Severity = "low"
+    detectors: list[str] | None = None
+    exclude_detectors: list[str] = Field(default_factory=list)
+    digest: bool = False  # batch into one message per digest period instead of one each
+    digest_period_hours: float = Field(default=24, gt=0)
+    realert_hours: float | None = None
+
+
+class SlackNotifier(_NotifierBase):
+    type: Literal["slack"]
+    channel: str
+    token_env: str | None = "SLACK_BOT_TOKEN"
+    token: SecretRef | None = None
+    api_url: str = "https://slack.com/api/"
+    timezone: str = "UTC"
+
+
+class SlackWebhookNotifier(_NotifierBase):
+    type: Literal["slack_webhook"]
+    url: str | None = None
+    url_env: str | None = None
+
+
+class WebhookNotifier(_NotifierBase):
+    type: Literal["webhook"]
+    url: str | None = None
+    url_env: str | None = None
+    secret_env: str | None = None  # HMAC-SHA256 shared secret
+    signature_header: str = "X-Rolewatch-Signature"
+
+
+class FileNotifier(_NotifierBase):
+    type: Literal["file"]
+    path: str
+
+
+class ConsoleNotifier(_NotifierBase):
+    type: Literal["console"]
+
+
+class SnsNotifier(_NotifierBase):
+    type: Literal["sns"]
+    topic_arn: str
+
+
+Notifier = Annotated[
+    SlackNotifier | SlackWebhookNotifier | WebhookNotifier | FileNotifier | ConsoleNotifier | SnsNotifier,
+    Field(discriminator="type"),
+]
+
+
+# --------------------------------------------------------------------------- service
+
+
+class JobSchedule(_Model):
+    enabled: bool = True
+    cron: str | None = None  # crontab expression; wins over interval
+    interval_minutes: float | None = None
+
+    @model_validator(mode="after")
+    def _one_trigger(self) -> JobSchedule:
+        if self.enabled and not self.cron and not self.interval_minutes:
+            raise ValueError("give cron or interval_minutes")
+        return self
+
+
+class ScheduleConfig(_Model):
+    collect: JobSchedule = Field(default_factory=lambda: JobSchedule(interval_minutes=5))
+    posture: JobSchedule = Field(default_factory=lambda: JobSchedule(cron="0 3 * * *"))
+    report: JobSchedule = Field(default_factory=lambda: JobSchedule(cron="0 6 * * mon"))
+    retention: JobSchedule = Field(default_factory=lambda: JobSchedule(cron="30 4 * * *"))
+    misfire_grace_seconds: int = Field(default=120, ge=1)
+
+
+class MetricsConfig(_Model):
+    enabled: bool = False
+    port: int = Field(default=9108, ge=1, le=65535)
+    address: str = "127.0.0.1"
+
+
+class ReportConfig(_Model):
+    period_days: int = Field(default=30, ge=1)
+    formats: list[Literal["html", "md", "csv", "xlsx", "json"]] = Field(default_factory=lambda: ["html"])
+    output_dir: str | None = "reports"
+    s3_uri: str | None = None  # s3://bucket/prefix/ (SSE on)
+    slack_notifiers: list[str] = Field(default_factory=list)  # notifier names that get the summary
+
+
+class LoggingConfig(_Model):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["auto", "json", "text"] = "auto"  # auto: JSON when not on a TTY
+
+
+# --------------------------------------------------------------------------- root
+
+
+class Config(_Model):
+    state: StateConfig = Field(default_factory=StateConfig)
+    aws: AwsConfig = Field(default_factory=AwsConfig)
+    collection: CollectionConfig = Field(default_factory=CollectionConfig)
+    sources: list[Source] = Field(default_factory=list)
+    organization: OrganizationConfig = Field(default_factory=OrganizationConfig)
+    posture: PostureConfig = Field(default_factory=PostureConfig)
+    detectors: DetectorsConfig = Field(default_factory=DetectorsConfig)
+    allowlist: list[AllowlistEntry] = Field(default_factory=list)
+    notifiers: list[Notifier] = Field(default_factory=list)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+    # where the file was read from; relative paths in it resolve against its folder
+    source_path: str | None = Field(default=None, exclude=True)
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_source_names(cls, sources: list[Any]) -> list[Any]:
+        names = [source_id(s) for s in sources]
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            raise ValueError(f"two sources share the name {sorted(dupes)[0]!r}; give them distinct `name`s")
+        return sources
+
+    def resolve_path(self, p: str) -> Path:
+        path = Path(os.path.expanduser(p))
+        if path.is_absolute() or not self.source_path:
+            return path
+        return Path(self.source_path).parent / path
+
+
+def source_id(source: Any) -> str:
+    """A stable name for a source: its checkpoint key in state."""
+    if source.name:
+        return source.name
+    match source.type:
+        case "local":
+            return f"local:{source.path}"
+        case "s3":
+            return f"s3:{source.bucket}/{source.prefix}"
+        case "cloudwatch_logs" | "logs_insights":
+            return f"{source.type}:{','.join(source.log_groups)}"
+        case "lookup_events":
+            return "lookup_events"
+        case "athena":
+            return f"athena:{source.database}.{source.table}"
+        case "cloudtrail_lake":
+            return f"cloudtrail_lake:{source.event_data_store}"
+    return source.type
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            # pydantic puts the discriminator tag into the location of union members
+            if part in {"local", "s3", "cloudwatch_logs", "lookup_events", "athena", "cloudtrail_lake",
+                        "logs_insights", "slack", "slack_webhook", "webhook", "file", "console", "sns"} and out:
+                continue
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _pydantic_message(err: dict[str, Any]) -> str:
+    if err["type"] == "missing":
+        return "field required"
+    if err["type"] == "extra_forbidden":
+        return "unknown key"
+    msg = err["msg"]
+    return msg.removeprefix("Value error, ")
+
+
+def parse_config(data: dict[str, Any], *, filename: str = "<config>") -> Config:
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as exc:
+        lines = [f"{filename}: {_dotted(e['loc']) or '(root)'}: {_pydantic_message(e)}" for e in exc.errors()]
+        raise ConfigError("\n".join(lines)) from None
+    cfg.source_path = filename if filename != "<config>" else None
+    return cfg
+
+
+def load_config(path: str | os.PathLike[str] | None) -> Config:
+    """Read and validate a TOML file; `None` gives the defaults."""
+    if path is None:
+        return Config()
+    p = Path(path)
+    name = str(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{name}: cannot read: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{name}: not valid TOML: {exc}") from None
+    cfg = parse_config(data, filename=name)
+    cfg.source_path = str(p)
+    return cfg

@@ -1,0 +1,256 @@
+"""CloudTrail record (a dict) -> one row of the event table.
+
+Real records are messier than the documentation: failed calls carry no request parameters
+(the role and caller survive only in `errorMessage`), the role owner's copy of a cross-account
+call knows the caller only as an account, `sourceIPAddress` may be a service name or not an
+address at all, and exports stringify booleans and numbers. Nothing here guesses: a field the
+record lacks stays null.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from monitor.events.schema import ASSUME_ROLE_EVENTS
+
+# "User: <arn> is not authorized to perform: sts:AssumeRole on resource: <arn>[ because ...]"
+_DENIED_RE = re.compile(
+    r"User: (?P<caller>arn:[^\s]+) is not authorized to perform: (?P<action>sts:\w+)"
+    r"(?: on resource: (?P<resource>arn:[^\s]+))?"
+)
+_ARN_TAIL = ".,;:)"
+_ROLE_ARN_RE = re.compile(r"^arn:aws[\w-]*:iam::(\d{12}):role/(.+)$")
+_ASSUMED_ROLE_RE = re.compile(r"^arn:aws[\w-]*:sts::(\d{12}):assumed-role/([^/]+)/(.+)$")
+_ACCOUNT_IN_ARN_RE = re.compile(r"^arn:aws[\w-]*:[\w-]+::(\d{12}):")
+_EXPIRATION_FORMATS = ("%b %d, %Y, %I:%M:%S %p", "%b %d, %Y %I:%M:%S %p")
+
+
+class RecordError(ValueError):
+    """A record that cannot become a row (reported with its file and position, then skipped)."""
+
+
+def is_assume_role_record(record: dict[str, Any]) -> bool:
+    return record.get("eventName") in ASSUME_ROLE_EVENTS and record.get("eventSource", "sts.amazonaws.com") in (
+        "sts.amazonaws.com",
+        None,
+    )
+
+
+def _d(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _s(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    return str(value)
+
+
+def _bool(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return None
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+def parse_event_time(value: Any) -> datetime | None:
+    """ISO 8601 with Z, or the `2024-06-02 20:27:12[.000000000]` form of some exports."""
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.strip().replace(" ", "T", 1)
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    # Python's fromisoformat takes at most microseconds
+    m = re.match(r"^(.*T\d\d:\d\d:\d\d)(\.\d+)?(.*)$", text)
+    if m and m.group(2) and len(m.group(2)) > 7:
+        text = m.group(1) + m.group(2)[:7] + m.group(3)
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def parse_expiration(value: Any) -> datetime | None:
+    """`Jul 5, 2021 1:18:34 PM` (and the comma variant) in UTC, or ISO 8601."""
+    if not isinstance(value, str) or not value:
+        return None
+    for fmt in _EXPIRATION_FORMATS:
+        try:
+            return datetime.strptime(value.strip(), fmt).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+    return parse_event_time(value)
+
+
+def classify_source(value: Any) -> tuple[str | None, str | None]:
+    """sourceIPAddress -> (valid IP or None, AWS service name or None)."""
+    if not isinstance(value, str) or not value:
+        return None, None
+    if value == "AWS Internal" or value.endswith(".amazonaws.com"):
+        return None, value
+    try:
+        return str(ipaddress.ip_address(value)), None
+    except ValueError:
+        return None, None
+
+
+def account_of_arn(arn: str | None) -> str | None:
+    if not arn:
+        return None
+    m = _ACCOUNT_IN_ARN_RE.match(arn)
+    return m.group(1) if m else None
+
+
+def role_arn_of_session(arn: str | None) -> str | None:
+    """arn:aws:sts::A:assumed-role/R/S -> arn:aws:iam::A:role/R (path unknown from a session ARN)."""
+    if not arn:
+        return None
+    m = _ASSUMED_ROLE_RE.match(arn)
+    if not m:
+        return None
+    partition = arn.split(":", 2)[1]
+    return f"arn:{partition}:iam::{m.group(1)}:role/{m.group(2)}"
+
+
+def parse_denied_message(message: str | None) -> tuple[str | None, str | None]:
+    """errorMessage of an AccessDenied AssumeRole -> (caller ARN, role ARN)."""
+    if not message:
+        return None, None
+    m = _DENIED_RE.search(message)
+    if not m:
+        return None, None
+    caller = m.group("caller").rstrip(_ARN_TAIL)
+    resource = m.group("resource")
+    return caller, resource.rstrip(_ARN_TAIL) if resource else None
+
+
+def normalise(record: dict[str, Any]) -> dict[str, Any]:
+    """One AssumeRole-family record -> one row (a dict keyed by the schema's column names)."""
+    if not isinstance(record, dict):
+        raise RecordError("record is not a JSON object")
+    event_id = _s(record.get("eventID"))
+    if not event_id:
+        raise RecordError("record has no eventID")
+    event_name = record.get("eventName")
+    if event_name not in ASSUME_ROLE_EVENTS:
+        raise RecordError(f"not an AssumeRole-family event: {event_name!r}")
+
+    ident = _d(record.get("userIdentity"))
+    req = _d(record.get("requestParameters"))
+    resp = _d(record.get("responseElements"))
+    creds = _d(resp.get("credentials"))
+    assumed_user = _d(resp.get("assumedRoleUser"))
+    session_ctx = _d(ident.get("sessionContext"))
+    issuer = _d(session_ctx.get("sessionIssuer"))
+    attrs = _d(session_ctx.get("attributes"))
+
+    error_code = _s(record.get("errorCode"))
+    error_message = _s(record.get("errorMessage"))
+    denied_caller, denied_role = parse_denied_message(error_message)
+
+    role_arn = _s(req.get("roleArn")) or denied_role
+    if not role_arn:
+        for res in record.get("resources") or []:
+            if isinstance(res, dict) and res.get("type") == "AWS::IAM::Role":
+                role_arn = _s(res.get("ARN") or res.get("arn"))
+                break
+
+    principal_type = _s(ident.get("type"))
+    principal_arn = _s(ident.get("arn")) or denied_caller
+    principal_service = _s(ident.get("invokedBy")) if principal_type == "AWSService" else None
+    principal_account = _s(ident.get("accountId")) or account_of_arn(principal_arn)
+    principal_id = _s(ident.get("principalId"))
+    identity_provider = _s(ident.get("identityProvider"))
+    if event_name == "AssumeRoleWithSAML":
+        identity_provider = identity_provider or _s(req.get("principalArn"))
+    elif event_name == "AssumeRoleWithWebIdentity":
+        identity_provider = identity_provider or _s(req.get("providerId"))
+    if principal_type in ("SAMLUser", "WebIdentityUser"):
+        principal_id = principal_id or _s(ident.get("userName"))
+
+    principal_role_arn = _s(issuer.get("arn")) if issuer.get("type") == "Role" else None
+    if not principal_role_arn:
+        principal_role_arn = role_arn_of_session(principal_arn)
+
+    if principal_arn:
+        principal_key = principal_arn
+    elif principal_service:
+        principal_key = principal_service
+    elif principal_type in ("SAMLUser", "WebIdentityUser") and identity_provider:
+        principal_key = f"{identity_provider}:{_s(ident.get('userName')) or principal_id}"
+    elif principal_id or principal_account:
+        principal_key = f"{principal_account or '?'}:{principal_id or '?'}"
+    else:
+        principal_key = None
+
+    source_ip, via_service = classify_source(record.get("sourceIPAddress"))
+    role_account = account_of_arn(role_arn)
+
+    mfa = _bool(attrs.get("mfaAuthenticated"))
+    if req.get("serialNumber") or req.get("tokenCode"):
+        mfa = True
+
+    external_id_supplied: bool | None = None
+    if req:
+        external_id_supplied = bool(req.get("externalId"))
+
+    source_identity = _s(req.get("sourceIdentity")) or _s(resp.get("sourceIdentity"))
+    source_identity = source_identity or _s(ident.get("sourceIdentity")) or _s(session_ctx.get("sourceIdentity"))
+
+    is_cross: bool | None = None
+    if role_account and principal_account:
+        is_cross = role_account != principal_account
+    elif role_account and principal_service:
+        is_cross = False
+
+    return {
+        "event_id": event_id,
+        "shared_event_id": _s(record.get("sharedEventID")),
+        "event_time": parse_event_time(record.get("eventTime")),
+        "event_name": event_name,
+        "event_version": _s(record.get("eventVersion")),
+        "account_id": _s(record.get("recipientAccountId")) or role_account,
+        "aws_region": _s(record.get("awsRegion")),
+        "role_arn": role_arn,
+        "role_account_id": role_account,
+        "role_session_name": _s(req.get("roleSessionName")),
+        "principal_arn": principal_arn,
+        "principal_type": principal_type,
+        "principal_id": principal_id,
+        "principal_account_id": principal_account,
+        "principal_role_arn": principal_role_arn,
+        "principal_service": principal_service,
+        "principal_key": principal_key,
+        "identity_provider": identity_provider,
+        "caller_access_key_id": _s(ident.get("accessKeyId")),
+        "source_ip": source_ip,
+        "source_ip_raw": _s(record.get("sourceIPAddress")),
+        "via_aws_service": via_service,
+        "user_agent": _s(record.get("userAgent")),
+        "error_code": error_code,
+        "error_message": error_message,
+        "external_id_supplied": external_id_supplied,
+        "mfa_authenticated": mfa,
+        "duration_seconds": _int(req.get("durationSeconds")),
+        "source_identity": source_identity,
+        "assumed_role_arn": _s(assumed_user.get("arn")),
+        "access_key_id": _s(creds.get("accessKeyId")),
+        "credentials_expiration": parse_expiration(creds.get("expiration")),
+        "is_cross_account": is_cross,
+        "success": error_code is None,
+    }

@@ -1,0 +1,80 @@
+"""Keep secrets out of logs, alerts and reports.
+
+Two nets: known secret values registered at run time (ExternalIds, tokens read from env or a
+secret store) are replaced wherever they appear, and patterns catch the secret shapes that
+could arrive from outside (Slack tokens, STS session tokens, AWS secret keys, `externalId`
+fields in raw records).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from typing import Any
+
+MASK = "***"
+
+_known: set[str] = set()
+_known_lock = threading.Lock()
+
+_PATTERNS = [
+    re.compile(r"xox[abposre]-[A-Za-z0-9-]{8,}"),  # Slack bot/user/app tokens
+    re.compile(r"xapp-[A-Za-z0-9-]{8,}"),
+    re.compile(r"https://hooks\.slack(?:-gov)?\.com/services/[A-Za-z0-9/]+"),
+    re.compile(r"(?i)(aws_secret_access_key|secretaccesskey|secret_access_key)(\"?\s*[:=]\s*\"?)[A-Za-z0-9/+=]{40}"),
+    re.compile(r"(?i)(sessiontoken|session_token|x-amz-security-token)(\"?\s*[:=]\s*\"?)[A-Za-z0-9/+=%]{16,}"),
+    re.compile(r"(?i)(externalid|external_id)(\"?\s*[:=]\s*\"?)[^\"',\s}]+"),
+    re.compile(r"\bFQoG[A-Za-z0-9/+=]{40,}|\bIQoJ[A-Za-z0-9/+=]{40,}"),  # STS session token prefixes
+]
+
+_SENSITIVE_KEYS = {
+    "externalid",
+    "external_id",
+    "sessiontoken",
+    "session_token",
+    "secretaccesskey",
+    "secret_access_key",
+    "token",
+    "password",
+    "secret",
+}
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a secret value so it is masked wherever it would be printed."""
+    if value and len(value) >= 4:
+        with _known_lock:
+            _known.add(value)
+
+
+def redact_text(text: str) -> str:
+    if not text:
+        return text
+    with _known_lock:
+        known = sorted(_known, key=len, reverse=True)
+    for value in known:
+        if value in text:
+            text = text.replace(value, MASK)
+    for pat in _PATTERNS:
+        if pat.groups >= 2:
+            text = pat.sub(lambda m: m.group(1) + m.group(2) + MASK, text)
+        else:
+            text = pat.sub(MASK, text)
+    return text
+
+
+def redact(obj: Any) -> Any:
+    """Deep copy of a JSON-like value with secrets masked (keys and values)."""
+    if isinstance(obj, str):
+        return redact_text(obj)
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            if isinstance(k, str) and k.lower() in _SENSITIVE_KEYS and v not in (None, "", True, False):
+                out[k] = MASK
+            else:
+                out[k] = redact(v)
+        return out
+    if isinstance(obj, list | tuple):
+        return [redact(v) for v in obj]
+    return obj

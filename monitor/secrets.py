@@ -1,0 +1,57 @@
+"""Resolve secret references (env var, Secrets Manager, SSM SecureString) at run time.
+
+Every resolved value is registered with `monitor.redact` so it never reaches a log line,
+an alert or a report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from monitor.config import ConfigError, SecretRef
+from monitor.redact import register_secret
+
+
+def resolve_secret(ref: SecretRef | None, *, session: Any = None, what: str = "secret") -> str | None:
+    if ref is None:
+        return None
+    value: str | None
+    if ref.value is not None:
+        value = ref.value
+    elif ref.env:
+        value = os.environ.get(ref.env)
+        if not value:
+            raise ConfigError(f"{what}: environment variable {ref.env} is not set")
+    elif ref.secretsmanager:
+        secret_id, _, json_key = ref.secretsmanager.partition("#")
+        client = _client(session, "secretsmanager")
+        raw = client.get_secret_value(SecretId=secret_id)["SecretString"]
+        value = json.loads(raw)[json_key] if json_key else raw
+    elif ref.ssm:
+        client = _client(session, "ssm")
+        value = client.get_parameter(Name=ref.ssm, WithDecryption=True)["Parameter"]["Value"]
+    else:  # pragma: no cover - the model forbids it
+        value = None
+    register_secret(value)
+    return value
+
+
+def env_secret(name: str | None, *, what: str) -> str | None:
+    """A secret held in a named environment variable (e.g. `token_env`)."""
+    if not name:
+        return None
+    value = os.environ.get(name)
+    if not value:
+        raise ConfigError(f"{what}: environment variable {name} is not set")
+    register_secret(value)
+    return value
+
+
+def _client(session: Any, service: str) -> Any:
+    if session is None:
+        from monitor.aws import client as make_client
+
+        return make_client(service)
+    return session.client(service)

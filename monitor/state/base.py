@@ -1,0 +1,100 @@
+"""The state interface. SQLite (default) and DynamoDB implement it.
+
+Everything a cycle must remember lives behind this interface: checkpoints per source, the
+files and event IDs already processed, the events themselves (for baselines and reports),
+coverage of each cycle, findings history, the alert outbox and Slack threads, run history,
+and small JSON blobs (baselines, caches).
+
+Crash safety rests on one rule: what a batch of records changes (events, seen IDs, findings,
+outbox rows, checkpoint) is written in one `transaction()`; a crash before it commits means
+the batch is read again, and seen IDs keep it from counting twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import pandas as pd
+
+from monitor.findings import Finding
+
+
+class StateLockedError(RuntimeError):
+    """Another rolewatch process holds the state."""
+
+
+@dataclass
+class Coverage:
+    run_id: str
+    source: str
+    start: str | None
+    end: str | None
+    status: str  # ok | partial | failed
+    account: str | None = None
+    region: str | None = None
+    records: int = 0
+    skipped: int = 0
+    message: str | None = None
+
+
+@dataclass
+class StoredFinding:
+    finding: Finding
+    status: str  # open | suppressed | resolved
+    created_at: str
+    updated_at: str
+
+
+@dataclass
+class OutboxItem:
+    id: int
+    fingerprint: str
+    notifier: str
+    payload: dict[str, Any]
+    attempts: int
+    status: str  # pending | sending | sent | failed
+    last_error: str | None
+
+
+class StateStore(Protocol):
+    path_or_table: str
+
+    # -- lifecycle
+    def close(self) -> None: ...
+    def transaction(self) -> AbstractContextManager[None]: ...
+    def lock(self, name: str = "service", *, wait: bool = False) -> AbstractContextManager[None]: ...
+    def schema_version(self) -> list[str]: ...
+
+    # -- checkpoints and processed files
+    def get_checkpoint(self, source: str, key: str = "position") -> Any | None: ...
+    def set_checkpoint(self, source: str, value: Any, key: str = "position") -> None: ...
+    def processed_files(self, source: str) -> dict[str, str]: ...  # path -> version (size:mtime / etag)
+    def mark_file_processed(self, source: str, path: str, version: str) -> None: ...
+
+    # -- events
+    def unseen_event_ids(self, event_ids: Iterable[str]) -> set[str]: ...
+    def add_events(self, events: pd.DataFrame) -> int: ...  # returns rows newly stored
+    def load_events(self, since: datetime | None = None, until: datetime | None = None) -> pd.DataFrame: ...
+    def prune(self, now: datetime) -> dict[str, int]: ...
+
+    # -- coverage and runs
+    def record_coverage(self, cov: Coverage) -> None: ...
+    def coverage(self, run_id: str | None = None) -> list[Coverage]: ...
+    def start_run(self, job: str, now: datetime) -> str: ...
+    def finish_run(self, run_id: str, now: datetime, status: str, stats: dict[str, Any]) -> None: ...
+    def runs(self, job: str | None = None, limit: int = 20) -> list[dict[str, Any]]: ...
+
+    # -- findings
+    def upsert_finding(self, finding: Finding, status: str, now: datetime) -> tuple[bool, Finding | None]: ...
+    def get_finding(self, fp: str) -> StoredFinding | None: ...
+    def findings(self, since: datetime | None = None, status: str | None = None) -> list[StoredFinding]: ...
+
+    # -- small JSON documents: baselines, caches, Slack thread ts, report snapshots
+    def get_json(self, namespace: str, key: str) -> Any | None: ...
+    def put_json(self, namespace: str, key: str, value: Any) -> None: ...
+    def iter_json(self, namespace: str) -> Iterator[tuple[str, Any]]: ...
+    def delete_json(self, namespace: str, key: str) -> None: ...

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor.cli import main
+from monitor.config import ConfigError, load_config
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "rolewatch.toml"
+    p.write_text(text)
+    return p
+
+
+def test_missing_field_names_file_and_dotted_key(tmp_path: Path) -> None:
+    p = write(tmp_path, '[[sources]]\ntype = "local"\npath = "x"\n[[sources]]\ntype = "s3"\n')
+    with pytest.raises(ConfigError) as exc:
+        load_config(p)
+    assert str(exc.value) == f"{p}: sources[1].bucket: field required"
+
+
+def test_unknown_key_is_an_error_not_ignored(tmp_path: Path) -> None:
+    p = write(tmp_path, "[detectors.off_hours]\nbusiness_hour = '09:00-17:00'\n")
+    with pytest.raises(ConfigError, match=r"detectors\.off_hours\.business_hour: unknown key"):
+        load_config(p)
+
+
+def test_defaults_are_the_documented_ones(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, ""))
+    assert cfg.state.path == ".rolewatch/state.db"
+    assert cfg.collection.initial_lookback_hours == 24
+    assert cfg.collection.overlap_minutes == 20
+    assert cfg.detectors.failed_assume_role.window_minutes == 10
+    assert cfg.detectors.failed_assume_role.burst_threshold == 5
+    assert cfg.detectors.unusual_source_ip.learning_days == 14
+    assert cfg.detectors.off_hours.business_hours == "08:00-18:00"
+    assert cfg.detectors.unused_role.unused_days == 90
+    assert cfg.detectors.long_session.max_duration_seconds == 3600
+
+
+def test_relative_state_path_resolves_beside_the_config(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, '[state]\npath = "st/state.db"\n'))
+    assert cfg.resolve_path(cfg.state.path) == tmp_path / "st" / "state.db"
+
+
+def test_check_config_exit_codes_and_masking(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = write(tmp_path, '[organization]\nexternal_id = { value = "hunter2-extid" }\n')
+    assert main(["check-config", str(good)]) == 0
+    out = capsys.readouterr().out
+    assert "hunter2-extid" not in out and "***" in out
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[aws]\nregion = 5\n")
+    assert main(["check-config", str(bad)]) == 2
+    assert "aws.region" in capsys.readouterr().err
