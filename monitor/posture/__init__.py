@@ -1,0 +1,1 @@
+"""IAM posture: role inventory, trust policies, Access Analyzer, service last accessed."""
