@@ -51,7 +51,31 @@ class Posture:
     analyzer_findings: list[AnalyzerFinding] = field(default_factory=list)
     accounts: list[str] = field(default_factory=list)  # accounts whose inventory is complete
     organization_accounts: list[str] = field(default_factory=list)
+    _by_name: dict[tuple[str, str] | None, RoleInfo] | None = field(default=None, repr=False, compare=False)
 
     @property
     def known(self) -> bool:
         return bool(self.accounts)
+
+    def role_by_arn(self, arn: str) -> RoleInfo | None:
+        """The role an ARN names. Role names are unique per account whatever the path, and ARNs
+        taken from error messages or session ARNs often lack the path, so match on account + name."""
+        role = self.roles.get(arn)
+        if role is not None:
+            return role
+        key = _account_and_name(arn)
+        if key is None:
+            return None
+        if self._by_name is None or len(self._by_name) != len(self.roles):
+            self._by_name = {_account_and_name(r.arn): r for r in self.roles.values()}
+        return self._by_name.get(key)
+
+    def covers_account(self, account_id: str | None) -> bool:
+        return bool(account_id) and account_id in self.accounts
+
+
+def _account_and_name(arn: str) -> tuple[str, str] | None:
+    parts = (arn or "").split(":", 5)
+    if len(parts) != 6 or not parts[5].startswith("role/"):
+        return None
+    return parts[4], parts[5].rsplit("/", 1)[-1]
