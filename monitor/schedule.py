@@ -1,0 +1,282 @@
+"""`rolewatch run`: the service. APScheduler 3.x jobs from `[schedule]`, one process per state.
+
+A `BackgroundScheduler` runs the jobs in worker threads while the main thread waits on a
+`threading.Event` (writing the heartbeat each time the wait times out). SIGTERM / SIGINT set the
+event; the scheduler then shuts down waiting for the running job to finish, so a cycle is never
+cut in half (and if it were, the state transaction rules would read the batch again).
+
+Every job goes through `Service.run_job`: a run record in state, a run id in every log line,
+metrics, and an exception that is logged and recorded, never raised into the scheduler, so the
+next tick runs again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import logging
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from monitor.config import Config, ConfigError, JobSchedule, ScheduleConfig
+from monitor.health import HEARTBEAT_SECONDS, check_health, write_heartbeat
+from monitor.logs import run_id_var, setup_logging
+from monitor.redact import redact_text
+from monitor.state.base import StateLockedError
+
+log = logging.getLogger("rolewatch.service")
+
+JOB_NAMES = ("collect", "posture", "report", "retention")
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+# --------------------------------------------------------------------------- triggers (pure)
+
+
+def make_trigger(name: str, job: JobSchedule, now: datetime) -> BaseTrigger:
+    """cron wins over interval; an interval job fires first at `now` (a fresh service collects at once)."""
+    if job.cron:
+        try:
+            return CronTrigger.from_crontab(job.cron, timezone=UTC)
+        except ValueError as exc:
+            raise ConfigError(f"schedule.{name}.cron: {job.cron!r} is not a crontab expression: {exc}") from None
+    assert job.interval_minutes is not None  # JobSchedule validation guarantees one of them
+    return IntervalTrigger(seconds=job.interval_minutes * 60, start_date=now, timezone=UTC)
+
+
+def job_triggers(schedule: ScheduleConfig, now: datetime) -> dict[str, BaseTrigger]:
+    """The enabled jobs and their triggers, in a fixed order."""
+    jobs = {name: getattr(schedule, name) for name in JOB_NAMES}
+    return {name: make_trigger(name, job, now) for name, job in jobs.items() if job.enabled}
+
+
+def upcoming(trigger: BaseTrigger, now: datetime, count: int) -> list[datetime]:
+    """The next `count` fire times of a trigger as seen from `now` (the fake-clock view of the schedule)."""
+    out: list[datetime] = []
+    prev: datetime | None = None
+    while len(out) < count:
+        nxt = trigger.get_next_fire_time(prev, prev or now)
+        if nxt is None:
+            break
+        out.append(nxt)
+        prev = nxt
+    return out
+
+
+def build_scheduler(config: Config, run_job: Callable[[str], Any], now: datetime) -> BackgroundScheduler:
+    sched = BackgroundScheduler(timezone=UTC)
+    for name, trigger in job_triggers(config.schedule, now).items():
+        sched.add_job(run_job, trigger, args=[name], id=name, name=name, coalesce=True, max_instances=1,
+                      misfire_grace_time=config.schedule.misfire_grace_seconds, replace_existing=True)
+    return sched
+
+
+# --------------------------------------------------------------------------- jobs
+
+
+@dataclass
+class JobOutcome:
+    result: str  # ok | partial | failed | skipped
+    stats: dict[str, Any]
+
+
+class Service:
+    def __init__(self, config: Config, state: Any, *, clock: Clock = utc_now, metrics: Any = None) -> None:
+        self.config = config
+        self.state = state
+        self.clock = clock
+        self.metrics = metrics
+        self.jobs: dict[str, Callable[[], JobOutcome]] = {
+            "collect": self.collect, "posture": self.posture, "report": self.report, "retention": self.retention,
+        }
+
+    def run_job(self, name: str) -> JobOutcome:
+        """Run one job with its run record, run id and metrics. Never raises: the next tick retries."""
+        started = self.clock()
+        t0 = time.monotonic()
+        run_id = None
+        token = None
+        try:
+            run_id = self.state.start_run(name, started)
+            token = run_id_var.set(run_id)
+            log.info("job %s started", name, extra={"job": name})
+            outcome = self.jobs[name]()
+        except Exception as exc:  # noqa: BLE001 - one failed run must not stop the service
+            log.exception("job %s failed: %s", name, exc, extra={"job": name})
+            outcome = JobOutcome("failed", {"error": redact_text(f"{type(exc).__name__}: {exc}"),
+                                            "traceback": redact_text(traceback.format_exc(limit=5))})
+        duration = time.monotonic() - t0
+        outcome.stats["duration_seconds"] = round(duration, 3)
+        try:
+            if run_id is not None:
+                self.state.finish_run(run_id, self.clock(), outcome.result, outcome.stats)
+        except Exception:  # noqa: BLE001
+            log.exception("job %s: could not record the run in state", name, extra={"job": name})
+        if self.metrics is not None:
+            self.metrics.record(name, outcome.result, duration, time.time(), outcome.stats)
+        log.info("job %s finished: %s in %.1fs", name, outcome.result, duration, extra={"job": name})
+        if token is not None:
+            run_id_var.reset(token)
+        return outcome
+
+    def collect(self) -> JobOutcome:
+        from monitor.pipeline import run_cycle
+
+        now = self.clock()
+        try:
+            res = run_cycle(self.config, self.state, now=now)
+        except Exception as exc:
+            # a cycle that dies as a whole is a monitor_health fact too: record it, check, then fail
+            self._finish_current("failed", {"error": redact_text(f"{type(exc).__name__}: {exc}")})
+            self.health(now)
+            raise
+        by_detector: dict[str, int] = {}
+        for f in res.findings:
+            by_detector[f.detector] = by_detector.get(f.detector, 0) + 1
+        stats: dict[str, Any] = {
+            "cycle_run_id": res.run_id, "events_new": res.events_new, "skipped": res.skipped,
+            "findings": len(res.findings), "suppressed": len(res.suppressed), "findings_by_detector": by_detector,
+            "errors": [redact_text(e) for e in res.errors], "notices": res.notices,
+            "sources": {c.source: c.status for c in res.coverage},
+        }
+        # the run record (with this cycle's coverage) must exist before the health check reads history
+        self._finish_current("partial" if res.errors else "ok", stats)
+        health = self.health(now)
+        stats["health_findings"] = len(health)
+        for f, _, _ in health:
+            by_detector[f.detector] = by_detector.get(f.detector, 0) + 1
+        return JobOutcome("partial" if res.errors else "ok", stats)
+
+    def _finish_current(self, result: str, stats: dict[str, Any]) -> None:
+        run_id = run_id_var.get()
+        if run_id:
+            self.state.finish_run(run_id, self.clock(), result, stats)
+
+    def health(self, now: datetime) -> list[Any]:
+        """The monitor_health hook: findings about the monitor itself, stored and notified."""
+        found = check_health(self.state, self.config, now)
+        if found:
+            from alerts.dispatch import notify
+
+            for f, is_new, _ in found:
+                log.warning("monitor_health: %s%s", f.title, "" if is_new else " (still)")
+            notify(found, self.state, self.config, now)
+        return found
+
+    def posture(self) -> JobOutcome:
+        if importlib.util.find_spec("monitor.posture.store") is None:
+            log.info("posture job skipped: posture collectors are not part of this build")
+            return JobOutcome("skipped", {"reason": "monitor.posture.store not available"})
+        from monitor.posture import store
+
+        result = store.collect_posture(self.config, self.state, now=self.clock())
+        return JobOutcome("ok", {"result": _jsonable(result)})
+
+    def report(self) -> JobOutcome:
+        if importlib.util.find_spec("monitor.report.command") is None:
+            log.info("report job skipped: the access-review report is not part of this build")
+            return JobOutcome("skipped", {"reason": "monitor.report.command not available"})
+        from monitor.report.command import cmd_report
+
+        codes = {}
+        for fmt in self.config.report.formats:
+            args = argparse.Namespace(config=self.config.source_path, since=None, until=None, format=fmt,
+                                      output=None, account=[], trail=[], iam_snapshot=[])
+            codes[fmt] = int(cmd_report(args) or 0)
+        failed = [f for f, c in codes.items() if c not in (0, 3)]
+        return JobOutcome("failed" if failed else "ok", {"exit_codes": codes})
+
+    def retention(self) -> JobOutcome:
+        st = self.config.state
+        removed = self.state.prune(self.clock(), seen_days=st.seen_retention_days,
+                                   findings_days=st.findings_retention_days)
+        return JobOutcome("ok", {"removed": removed})
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float | bool | list | dict):
+        return value
+    return repr(value)[:500]
+
+
+# --------------------------------------------------------------------------- the process
+
+
+def next_runs(sched: BackgroundScheduler) -> dict[str, str | None]:
+    return {j.id: (j.next_run_time.astimezone(UTC).isoformat() if j.next_run_time else None)
+            for j in sched.get_jobs()}
+
+
+def serve(config: Config, state: Any, stop: threading.Event, *, clock: Clock = utc_now) -> int:
+    """Hold the state lock and run the schedule until `stop` is set. Returns the exit code."""
+    try:
+        lock = state.lock("service")
+        lock.__enter__()
+    except StateLockedError as exc:
+        print(f"rolewatch run: {exc}", file=sys.stderr)
+        return 1
+    metrics = None
+    server = None
+    try:
+        if config.metrics.enabled:
+            from monitor.metrics import ServiceMetrics
+
+            metrics = ServiceMetrics()
+            server = metrics.serve(config.metrics.address, config.metrics.port)
+            log.info("metrics on http://%s:%d/metrics", config.metrics.address, config.metrics.port)
+        service = Service(config, state, clock=clock, metrics=metrics)
+        sched = build_scheduler(config, service.run_job, clock())
+        sched.start()
+        log.info("rolewatch service started; jobs: %s", next_runs(sched))
+        write_heartbeat(state, clock(), "running", jobs=next_runs(sched))
+        while not stop.wait(HEARTBEAT_SECONDS):
+            try:
+                write_heartbeat(state, clock(), "running", jobs=next_runs(sched))
+            except Exception:  # noqa: BLE001 - a state hiccup must not stop the service
+                log.exception("could not write the heartbeat")
+        log.info("stopping: waiting for running jobs to finish")
+        sched.shutdown(wait=True)
+        write_heartbeat(state, clock(), "stopped")
+        log.info("rolewatch service stopped")
+        return 0
+    finally:
+        if server is not None:
+            server.shutdown()
+        lock.__exit__(None, None, None)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from monitor.commands import config_from_args
+    from monitor.state import open_state
+
+    config = config_from_args(args)
+    setup_logging(getattr(args, "log_level", None) or config.logging.level, config.logging.format)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        log.info("received %s", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    state = open_state(config)
+    try:
+        return serve(config, state, stop)
+    finally:
+        state.close()

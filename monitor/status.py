@@ -1,0 +1,138 @@
+"""`rolewatch status [--json]`: is the monitor alive, and what did it last do?
+
+Exit 0 when healthy, 1 when a service claims to be running but its heartbeat is stale (it died
+or hung) -- the Docker HEALTHCHECK and Kubernetes liveness probe rely on that. Open
+monitor_health findings are shown but do not fail the probe: restarting the container does not
+restart a stopped trail.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import datetime
+from typing import Any
+
+from monitor.detect.monitor_health import DETECTOR
+from monitor.health import HEARTBEAT_KEY, HEARTBEAT_NS, NON_COLLECT_JOBS, heartbeat_health, parse_time
+from monitor.schedule import JOB_NAMES, utc_now
+
+
+def _job_summary(run: dict[str, Any]) -> dict[str, Any]:
+    stats = run.get("stats") or {}
+    started, finished = parse_time(run["started_at"]), parse_time(run["finished_at"])
+    duration = stats.get("duration_seconds")
+    if duration is None and started and finished:
+        duration = (finished - started).total_seconds()
+    return {
+        "run_id": run["run_id"],
+        "started_at": run["started_at"],
+        "finished_at": run["finished_at"],
+        "duration_seconds": duration,
+        "result": run["status"] or "running",
+        "events_new": stats.get("events_new"),
+        "findings": stats.get("findings"),
+        "errors": stats.get("errors") or ([stats["error"]] if stats.get("error") else []),
+    }
+
+
+def _outbox_backlog(state: Any) -> int | None:
+    """Pending + failed outbox rows, once the alerts outbox exists in this build."""
+    for name in ("outbox_backlog", "outbox_pending_count"):
+        fn = getattr(state, name, None)
+        if callable(fn):
+            return int(fn())
+    pending = getattr(state, "outbox_pending", None)
+    if callable(pending):
+        return len(list(pending()))
+    return None
+
+
+def gather_status(state: Any, now: datetime) -> dict[str, Any]:
+    heartbeat = state.get_json(HEARTBEAT_NS, HEARTBEAT_KEY)
+    healthy, why = heartbeat_health(heartbeat, now)
+    recent = state.runs(limit=200)
+    jobs: dict[str, Any] = {}
+    for run in recent:  # newest first: keep the first seen per job
+        jobs.setdefault(run["job"], _job_summary(run))
+    next_runs = (heartbeat or {}).get("jobs") or {}
+    for name in JOB_NAMES:
+        if name in jobs or name in next_runs:
+            jobs.setdefault(name, {"result": "never run"})["next_run"] = next_runs.get(name)
+    sources: dict[str, Any] = {}
+    collect_runs = [r for r in recent if r["job"] not in NON_COLLECT_JOBS][:20]
+    for run in collect_runs:
+        stats = run.get("stats") or {}
+        for rid in dict.fromkeys(filter(None, [run["run_id"], stats.get("cycle_run_id")])):
+            for cov in state.coverage(rid):
+                sources.setdefault(cov.source, {
+                    "run_id": cov.run_id, "status": cov.status, "start": cov.start, "end": cov.end,
+                    "records": cov.records, "skipped": cov.skipped, "message": cov.message,
+                    "account": cov.account, "region": cov.region,
+                })
+    health = [
+        {"title": s.finding.title, "severity": s.finding.severity, "since": s.finding.first_seen,
+         "fingerprint": s.finding.fingerprint}
+        for s in state.findings(status="open") if s.finding.detector == DETECTOR
+    ]
+    return {
+        "healthy": healthy,
+        "service": why,
+        "heartbeat": heartbeat,
+        "jobs": jobs,
+        "sources": sources,
+        "outbox_backlog": _outbox_backlog(state),
+        "monitor_health": health,
+        "state": state.path_or_table,
+    }
+
+
+def render_text(status: dict[str, Any]) -> str:
+    lines = [f"{'OK' if status['healthy'] else 'UNHEALTHY'}: {status['service']}", f"state: {status['state']}", ""]
+    lines.append(f"{'job':<10} {'result':<10} {'last run (UTC)':<21} {'duration':>9} {'events':>7} {'findings':>8}"
+                 "  next run")
+    for name, j in status["jobs"].items():
+        dur = j.get("duration_seconds")
+        lines.append(
+            f"{name:<10} {j.get('result', ''):<10} {j.get('started_at') or '-':<21} "
+            f"{f'{dur:.1f}s' if dur is not None else '-':>9} {_n(j.get('events_new')):>7} "
+            f"{_n(j.get('findings')):>8}  {j.get('next_run') or '-'}"
+        )
+        for err in j.get("errors") or []:
+            lines.append(f"           error: {err}")
+    if not status["jobs"]:
+        lines.append("(no runs recorded)")
+    lines.append("")
+    backlog = status["outbox_backlog"]
+    lines.append(f"outbox backlog: {'n/a' if backlog is None else backlog}")
+    if status["sources"]:
+        lines.append("")
+        lines.append("sources (last coverage):")
+        for name, c in status["sources"].items():
+            lines.append(f"  {name}: {c['status']} {c['start'] or '?'} .. {c['end'] or '?'}, {c['records']} records"
+                         + (f", {c['skipped']} skipped" if c["skipped"] else "")
+                         + (f" ({c['message']})" if c["message"] else ""))
+    if status["monitor_health"]:
+        lines.append("")
+        lines.append("monitor_health (open):")
+        for h in status["monitor_health"]:
+            lines.append(f"  [{h['severity']}] {h['title']} since {h['since']}")
+    return "\n".join(lines)
+
+
+def _n(v: Any) -> str:
+    return "-" if v is None else str(v)
+
+
+def cmd_status(args: argparse.Namespace, *, now: datetime | None = None) -> int:
+    from monitor.commands import config_from_args
+    from monitor.state import open_state
+
+    config = config_from_args(args)
+    state = open_state(config)
+    try:
+        status = gather_status(state, now or utc_now())
+    finally:
+        state.close()
+    print(json.dumps(status, indent=2, default=str) if args.json else render_text(status))
+    return 0 if status["healthy"] else 1

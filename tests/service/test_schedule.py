@@ -1,0 +1,177 @@
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from monitor.config import ConfigError, parse_config
+from monitor.health import check_health
+from monitor.schedule import Service, build_scheduler, job_triggers, upcoming
+
+NOW = datetime(2026, 3, 2, 10, 17, 30, tzinfo=UTC)  # a Monday
+
+
+class FakeClock:
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kw: float) -> None:
+        self.now += timedelta(**kw)
+
+
+def test_default_schedule_fire_times_from_a_fake_now() -> None:
+    triggers = job_triggers(parse_config({}).schedule, NOW)
+    assert list(triggers) == ["collect", "posture", "report", "retention"]
+    # interval job: fires at start, then every 5 minutes
+    assert upcoming(triggers["collect"], NOW, 3) == [NOW, NOW + timedelta(minutes=5), NOW + timedelta(minutes=10)]
+    assert upcoming(triggers["posture"], NOW, 2) == [datetime(2026, 3, 3, 3, 0, tzinfo=UTC),
+                                                      datetime(2026, 3, 4, 3, 0, tzinfo=UTC)]
+    # weekly report: Monday 06:00 has passed today, so next Monday
+    assert upcoming(triggers["report"], NOW, 1) == [datetime(2026, 3, 9, 6, 0, tzinfo=UTC)]
+    assert upcoming(triggers["retention"], NOW, 1) == [datetime(2026, 3, 3, 4, 30, tzinfo=UTC)]
+
+
+def test_cron_wins_over_interval_and_disabled_jobs_are_absent() -> None:
+    cfg = parse_config({"schedule": {
+        "collect": {"cron": "*/15 * * * *", "interval_minutes": 1},
+        "report": {"enabled": False},
+    }})
+    triggers = job_triggers(cfg.schedule, NOW)
+    assert "report" not in triggers
+    assert upcoming(triggers["collect"], NOW, 2) == [datetime(2026, 3, 2, 10, 30, tzinfo=UTC),
+                                                     datetime(2026, 3, 2, 10, 45, tzinfo=UTC)]
+
+
+def test_fractional_interval_minutes() -> None:
+    cfg = parse_config({"schedule": {"retention": {"interval_minutes": 0.5}}})
+    t = job_triggers(cfg.schedule, NOW)["retention"]
+    assert upcoming(t, NOW + timedelta(seconds=1), 2) == [NOW + timedelta(seconds=30), NOW + timedelta(seconds=60)]
+
+
+def test_bad_crontab_names_the_key() -> None:
+    cfg = parse_config({"schedule": {"posture": {"cron": "0 25 * * *"}}})
+    with pytest.raises(ConfigError, match=r"schedule\.posture\.cron: '0 25 \* \* \*'"):
+        job_triggers(cfg.schedule, NOW)
+
+
+def test_scheduler_jobs_coalesce_single_instance_with_grace() -> None:
+    cfg = parse_config({"schedule": {"misfire_grace_seconds": 45}})
+    sched = build_scheduler(cfg, lambda name: None, NOW)  # never started: no threads, no clock
+    jobs = {j.id: j for j in sched.get_jobs()}
+    assert set(jobs) == {"collect", "posture", "report", "retention"}
+    for job in jobs.values():
+        assert job.coalesce is True and job.max_instances == 1 and job.misfire_grace_time == 45
+        assert job.args == (job.id,)
+
+
+def test_a_failing_job_is_recorded_and_the_next_tick_runs_again(state, caplog) -> None:
+    clock = FakeClock(NOW)
+    svc = Service(parse_config({}), state, clock=clock)
+    calls = []
+
+    def flaky():
+        calls.append(clock())
+        if len(calls) == 1:
+            raise RuntimeError("trail bucket unreachable")
+        from monitor.schedule import JobOutcome
+        return JobOutcome("ok", {"events_new": 3})
+
+    svc.jobs["collect"] = flaky
+    with caplog.at_level(logging.ERROR, logger="rolewatch.service"):
+        first = svc.run_job("collect")
+    assert first.result == "failed"
+    assert "trail bucket unreachable" in caplog.text
+    clock.advance(minutes=5)
+    second = svc.run_job("collect")
+    assert second.result == "ok" and len(calls) == 2
+    runs = state.runs(job="collect")
+    assert [r["status"] for r in runs] == ["ok", "failed"]
+    assert runs[1]["stats"]["error"] == "RuntimeError: trail bucket unreachable"
+    assert runs[0]["started_at"] == "2026-03-02T10:22:30Z"
+
+
+def test_job_failures_never_leak_secrets_into_state(state) -> None:
+    from monitor.redact import register_secret
+
+    register_secret("ext-id-s3cr3t-value")
+    svc = Service(parse_config({}), state, clock=FakeClock(NOW))
+
+    def leaky():
+        raise RuntimeError("assume role failed with ExternalId ext-id-s3cr3t-value")
+
+    svc.jobs["posture"] = leaky
+    svc.run_job("posture")
+    [run] = state.runs(job="posture")
+    assert "ext-id-s3cr3t-value" not in str(run["stats"])
+
+
+def test_retention_prunes_with_configured_days(state) -> None:
+    from monitor.events.schema import frame_from_rows
+
+    state.add_events(frame_from_rows([
+        {"event_id": "old", "event_time": "2026-01-01T00:00:00Z", "event_name": "AssumeRole", "success": True},
+        {"event_id": "new", "event_time": "2026-03-01T00:00:00Z", "event_name": "AssumeRole", "success": True},
+    ]))
+    svc = Service(parse_config({"state": {"seen_retention_days": 10}}), state, clock=FakeClock(NOW))
+    out = svc.run_job("retention")
+    assert out.result == "ok" and out.stats["removed"]["events"] == 1
+    assert list(state.load_events()["event_id"]) == ["new"]
+
+
+def test_missing_report_module_is_skipped_not_failed(state) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("monitor.report.command") is not None:
+        pytest.skip("report module present in this build")
+    out = Service(parse_config({}), state, clock=FakeClock(NOW)).run_job("report")
+    assert out.result == "skipped"
+    assert state.runs(job="report")[0]["status"] == "skipped"
+
+
+def test_metrics_count_runs_errors_and_last_success(state) -> None:
+    from prometheus_client import generate_latest
+
+    from monitor.metrics import ServiceMetrics
+    from monitor.schedule import JobOutcome
+
+    metrics = ServiceMetrics()
+    svc = Service(parse_config({}), state, clock=FakeClock(NOW), metrics=metrics)
+    svc.jobs["collect"] = lambda: JobOutcome("partial", {"events_new": 7, "errors": ["s3: AccessDenied"],
+                                                         "findings_by_detector": {"off_hours": 2}})
+    svc.run_job("collect")
+    text = generate_latest(metrics.registry).decode()
+    assert 'rolewatch_job_runs_total{job="collect",result="partial"} 1.0' in text
+    assert "rolewatch_events_total 7.0" in text
+    assert 'rolewatch_findings_total{detector="off_hours"} 2.0' in text
+    assert 'rolewatch_errors_total{job="collect"} 1.0' in text
+    assert 'rolewatch_last_success_timestamp_seconds{job="collect"}' in text
+
+
+def test_health_hook_raises_and_resolves_monitor_health(state, tmp_path: Path) -> None:
+    from monitor.state.base import Coverage
+
+    cfg = parse_config({"detectors": {"monitor_health": {"failed_cycles": 2}}})
+    clock = FakeClock(NOW)
+
+    def cycle(status: str, records: int) -> None:
+        rid = state.start_run("collect", clock())
+        state.record_coverage(Coverage(rid, "s3:trail/", None, None, status, records=records,
+                                       message="AccessDenied" if status == "failed" else None))
+        state.finish_run(rid, clock(), status, {})
+        clock.advance(minutes=5)
+
+    cycle("ok", 5)
+    cycle("failed", 0)
+    assert check_health(state, cfg, clock()) == []
+    cycle("failed", 0)
+    [(finding, is_new, _)] = check_health(state, cfg, clock())
+    assert is_new and finding.details["source"] == "s3:trail/"
+    assert state.get_finding(finding.fingerprint).status == "open"
+    cycle("ok", 3)
+    assert check_health(state, cfg, clock()) == []
+    assert state.get_finding(finding.fingerprint).status == "resolved"
