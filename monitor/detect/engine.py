@@ -13,6 +13,7 @@ import pandas as pd
 
 from monitor.config import Config
 from monitor.detect.context import DetectionContext
+from monitor.detect.posture_detectors import run_posture_detectors
 from monitor.findings import Finding
 
 
@@ -25,4 +26,8 @@ class DetectionResult:
 
 
 def run_detectors(events: pd.DataFrame, ctx: DetectionContext, config: Config) -> DetectionResult:
-    return DetectionResult()
+    result = DetectionResult()
+    # --- IAM posture detectors (trust_policy, least_privilege): owned by the posture area
+    result.findings.extend(run_posture_detectors(ctx, config, result.notices))
+    # --- end posture detectors
+    return result

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -79,3 +79,75 @@ def _account_and_name(arn: str) -> tuple[str, str] | None:
     if len(parts) != 6 or not parts[5].startswith("role/"):
         return None
     return parts[4], parts[5].rsplit("/", 1)[-1]
+
+
+# ---------------------------------------------------------------- JSON form (state documents, fixtures)
+
+
+def _ts(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An API/CLI timestamp (datetime, ISO 8601 with Z or offset, epoch seconds) -> aware UTC datetime."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        dt = value
+    elif isinstance(value, int | float):
+        dt = datetime.fromtimestamp(value, tz=UTC)
+    else:
+        dt = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def role_to_dict(role: RoleInfo) -> dict[str, Any]:
+    d = asdict(role)
+    for k in ("create_date", "last_used"):
+        d[k] = _ts(d[k])
+    if role.services_last_accessed is not None:
+        d["services_last_accessed"] = {s: _ts(t) for s, t in role.services_last_accessed.items()}
+    return d
+
+
+def role_from_dict(d: dict[str, Any]) -> RoleInfo:
+    d = dict(d)
+    for k in ("create_date", "last_used"):
+        d[k] = parse_time(d.get(k))
+    if d.get("services_last_accessed") is not None:
+        d["services_last_accessed"] = {s: parse_time(t) for s, t in d["services_last_accessed"].items()}
+    return RoleInfo(**d)
+
+
+def posture_to_dict(posture: Posture) -> dict[str, Any]:
+    return {
+        "roles": [role_to_dict(r) for r in posture.roles.values()],
+        "analyzer_findings": [
+            {**asdict(f), "updated_at": _ts(f.updated_at)} for f in posture.analyzer_findings
+        ],
+        "accounts": list(posture.accounts),
+        "organization_accounts": list(posture.organization_accounts),
+    }
+
+
+def posture_from_dict(d: dict[str, Any]) -> Posture:
+    roles = [role_from_dict(r) for r in d.get("roles", [])]
+    findings = [
+        AnalyzerFinding(**{**f, "updated_at": parse_time(f.get("updated_at"))}) for f in d.get("analyzer_findings", [])
+    ]
+    return Posture(
+        roles={r.arn: r for r in roles},
+        analyzer_findings=findings,
+        accounts=list(d.get("accounts", [])),
+        organization_accounts=list(d.get("organization_accounts", [])),
+    )
+
+
+def merge_postures(parts: list[Posture]) -> Posture:
+    out = Posture()
+    for p in parts:
+        out.roles.update(p.roles)
+        out.analyzer_findings.extend(p.analyzer_findings)
+        out.accounts.extend(a for a in p.accounts if a not in out.accounts)
+        out.organization_accounts.extend(a for a in p.organization_accounts if a not in out.organization_accounts)
+    return out
