@@ -261,8 +261,9 @@ class AllowlistEntry(_Model):
 
 
 class _NotifierBase(_Model):
-    name: str | None = None
+    name: str | None = None  # defaults to a stable id from type and target (see notifier_id)
     min_severity: Severity = "low"
+    max_severity: Severity | None = None  # e.g. "medium" for a digest that leaves high to another notifier
     detectors: list[str] | None = None
     exclude_detectors: list[str] = Field(default_factory=list)
     digest: bool = False  # batch into one message per digest period instead of one each
@@ -276,19 +277,37 @@ class SlackNotifier(_NotifierBase):
     token_env: str | None = "SLACK_BOT_TOKEN"
     token: SecretRef | None = None
     api_url: str = "https://slack.com/api/"
-    timezone: str = "UTC"
+    timezone: str = "UTC"  # messages show times in UTC and in this zone
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, zone: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {zone!r} (use an IANA name such as Europe/Berlin)") from None
+        return zone
 
 
-class SlackWebhookNotifier(_NotifierBase):
+class _UrlTarget(_Model):
+    url: str | None = None
+    url_env: str | None = None  # name of the env var holding the URL (webhook URLs are secrets)
+
+    @model_validator(mode="after")
+    def _one_url(self) -> _UrlTarget:
+        if bool(self.url) == bool(self.url_env):
+            raise ValueError("give exactly one of url, url_env")
+        return self
+
+
+class SlackWebhookNotifier(_NotifierBase, _UrlTarget):
     type: Literal["slack_webhook"]
-    url: str | None = None
-    url_env: str | None = None
 
 
-class WebhookNotifier(_NotifierBase):
+class WebhookNotifier(_NotifierBase, _UrlTarget):
     type: Literal["webhook"]
-    url: str | None = None
-    url_env: str | None = None
     secret_env: str | None = None  # HMAC-SHA256 shared secret
     signature_header: str = "X-Rolewatch-Signature"
 
@@ -376,14 +395,16 @@ class Config(_Model):
     # where the file was read from; relative paths in it resolve against its folder
     source_path: str | None = Field(default=None, exclude=True)
 
+    @field_validator("notifiers")
+    @classmethod
+    def _unique_notifier_names(cls, notifiers: list[Any]) -> list[Any]:
+        # the name keys the outbox: two notifiers sharing one would swallow each other's alerts
+        return _require_unique(notifiers, notifier_id, "notifiers")
+
     @field_validator("sources")
     @classmethod
     def _unique_source_names(cls, sources: list[Any]) -> list[Any]:
-        names = [source_id(s) for s in sources]
-        dupes = {n for n in names if names.count(n) > 1}
-        if dupes:
-            raise ValueError(f"two sources share the name {sorted(dupes)[0]!r}; give them distinct `name`s")
-        return sources
+        return _require_unique(sources, source_id, "sources")
 
     def resolve_path(self, p: str) -> Path:
         path = Path(os.path.expanduser(p))
@@ -410,6 +431,35 @@ def source_id(source: Any) -> str:
         case "cloudtrail_lake":
             return f"cloudtrail_lake:{source.event_data_store}"
     return source.type
+
+
+def _require_unique(items: list[Any], name_of: Any, what: str) -> list[Any]:
+    names = [name_of(item) for item in items]
+    dupes = {n for n in names if names.count(n) > 1}
+    if dupes:
+        raise ValueError(f"two {what} share the name {sorted(dupes)[0]!r}; give them distinct `name`s")
+    return items
+
+
+def notifier_id(notifier: Any) -> str:
+    """A stable name for a notifier: its key in the outbox (so reordering the config resends nothing)."""
+    if notifier.name:
+        return str(notifier.name)
+    match notifier.type:
+        case "slack":
+            return f"slack:{notifier.channel}"
+        case "slack_webhook" | "webhook":
+            if notifier.url_env:
+                return f"{notifier.type}:{notifier.url_env}"
+            # the URL itself is a credential: name it by a digest, never print it
+            import hashlib
+
+            return f"{notifier.type}:{hashlib.sha256(notifier.url.encode()).hexdigest()[:12]}"
+        case "file":
+            return f"file:{notifier.path}"
+        case "sns":
+            return f"sns:{notifier.topic_arn}"
+    return str(notifier.type)
 
 
 def _dotted(loc: tuple[Any, ...]) -> str:

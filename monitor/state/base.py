@@ -51,13 +51,24 @@ class StoredFinding:
 
 @dataclass
 class OutboxItem:
+    """One notification for one notifier, keyed by (fingerprint, notifier).
+
+    status: held (waiting for a digest) | pending | sending (committed before the send, so a crash
+    leaves a trace) | sent | failed (retried next cycle). `receipt` is what the notifier returned
+    (e.g. Slack channel + ts, kept for threading); `payload` is opaque JSON owned by `alerts/`.
+    """
+
     id: int
     fingerprint: str
     notifier: str
     payload: dict[str, Any]
     attempts: int
-    status: str  # pending | sending | sent | failed
+    status: str
     last_error: str | None
+    receipt: dict[str, Any] | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    sent_at: str | None = None
 
 
 class StateStore(Protocol):
@@ -92,6 +103,17 @@ class StateStore(Protocol):
     def upsert_finding(self, finding: Finding, status: str, now: datetime) -> tuple[bool, Finding | None]: ...
     def get_finding(self, fp: str) -> StoredFinding | None: ...
     def findings(self, since: datetime | None = None, status: str | None = None) -> list[StoredFinding]: ...
+
+    # -- alert outbox (alerts/outbox.py): one row per (fingerprint, notifier); each call commits on its own
+    #    unless inside transaction()
+    def outbox_put(self, fingerprint: str, notifier: str, payload: dict[str, Any], status: str,
+                   now: datetime) -> None: ...  # upsert; re-arming a `sent` row resets attempts and error
+    def outbox_get(self, fingerprint: str, notifier: str) -> OutboxItem | None: ...
+    def outbox_items(self, statuses: Iterable[str] | None = None, notifier: str | None = None) -> list[OutboxItem]: ...
+    def outbox_mark(self, fingerprint: str, notifier: str, status: str, now: datetime, *,
+                    error: str | None = None, receipt: dict[str, Any] | None = None) -> None: ...
+    # `sending` counts an attempt; `sent` stamps sent_at and keeps the receipt
+    def outbox_counts(self) -> dict[str, int]: ...  # status -> rows (the backlog for `status`)
 
     # -- small JSON documents: baselines, caches, Slack thread ts, report snapshots
     def get_json(self, namespace: str, key: str) -> Any | None: ...

@@ -23,7 +23,7 @@ import pandas as pd
 
 from monitor.events.schema import COLUMNS, coerce, empty_frame
 from monitor.findings import Finding, iso
-from monitor.state.base import Coverage, StateLockedError, StoredFinding
+from monitor.state.base import Coverage, OutboxItem, StateLockedError, StoredFinding
 
 MIGRATIONS: dict[str, str] = {}
 
@@ -58,6 +58,19 @@ register_migration(
         updated_at TEXT NOT NULL, PRIMARY KEY (namespace, key));
     """,
 )
+
+register_migration(
+    "0100_alerts_outbox",
+    """
+    CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, fingerprint TEXT NOT NULL, notifier TEXT NOT NULL,
+        payload TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT,
+        receipt TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL, sent_at TEXT,
+        UNIQUE (fingerprint, notifier));
+    CREATE INDEX outbox_status ON outbox (status, notifier);
+    """,
+)
+
+_OUTBOX_COLUMNS = "id, fingerprint, notifier, payload, attempts, status, last_error, receipt, created_at, updated_at, sent_at"
 
 _TIME_COLUMNS = [c for c, t in COLUMNS.items() if t.startswith("datetime64")]
 
@@ -367,3 +380,60 @@ class SqliteState:
     def delete_json(self, namespace: str, key: str) -> None:
         self._exec("DELETE FROM documents WHERE namespace=? AND key=?", (namespace, key))
 
+    # ------------------------------------------------------------------ alert outbox
+
+    def outbox_put(self, fingerprint: str, notifier: str, payload: dict[str, Any], status: str,
+                   now: datetime) -> None:
+        stamp = iso(now)
+        self._exec(
+            "INSERT INTO outbox (fingerprint, notifier, payload, status, attempts, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, 0, ?, ?) ON CONFLICT(fingerprint, notifier) DO UPDATE SET "
+            "payload=excluded.payload, status=excluded.status, updated_at=excluded.updated_at, "
+            "attempts=CASE WHEN outbox.status='sent' THEN 0 ELSE outbox.attempts END, "
+            "last_error=CASE WHEN outbox.status='sent' THEN NULL ELSE outbox.last_error END",
+            (fingerprint, notifier, json.dumps(payload, default=str), status, stamp, stamp),
+        )
+
+    def outbox_get(self, fingerprint: str, notifier: str) -> OutboxItem | None:
+        row = self._exec(
+            f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE fingerprint=? AND notifier=?", (fingerprint, notifier)
+        ).fetchone()
+        return _outbox_item(row) if row else None
+
+    def outbox_items(self, statuses: Iterable[str] | None = None, notifier: str | None = None) -> list[OutboxItem]:
+        where, params = [], []
+        if statuses is not None:
+            wanted = list(statuses)
+            where.append(f"status IN ({','.join('?' * len(wanted))})")
+            params.extend(wanted)
+        if notifier is not None:
+            where.append("notifier=?")
+            params.append(notifier)
+        sql = f"SELECT {_OUTBOX_COLUMNS} FROM outbox"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return [_outbox_item(r) for r in self._exec(sql + " ORDER BY id", params).fetchall()]
+
+    def outbox_mark(self, fingerprint: str, notifier: str, status: str, now: datetime, *,
+                    error: str | None = None, receipt: dict[str, Any] | None = None) -> None:
+        sets = ["status=?", "updated_at=?", "last_error=?"]
+        params: list[Any] = [status, iso(now), error]
+        if status == "sending":
+            sets.append("attempts=attempts+1")
+        if status == "sent":
+            sets.append("sent_at=?")
+            params.append(iso(now))
+        if receipt is not None:
+            sets.append("receipt=?")
+            params.append(json.dumps(receipt, default=str))
+        self._exec(f"UPDATE outbox SET {', '.join(sets)} WHERE fingerprint=? AND notifier=?",
+                   (*params, fingerprint, notifier))
+
+    def outbox_counts(self) -> dict[str, int]:
+        return dict(self._exec("SELECT status, COUNT(*) FROM outbox GROUP BY status").fetchall())
+
+
+def _outbox_item(row: tuple[Any, ...]) -> OutboxItem:
+    (id_, fp, notifier, payload, attempts, status, error, receipt, created, updated, sent) = row
+    return OutboxItem(id_, fp, notifier, json.loads(payload), attempts, status, error,
+                      json.loads(receipt) if receipt else None, created, updated, sent)

@@ -1,0 +1,68 @@
+"""Fixtures for the notifier tests: the Slack stand-in, findings, configs and a recording sleep."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from monitor.config import Config, parse_config
+from monitor.findings import Finding
+from tests.slack_standin import SlackStandin
+
+NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+def slack(monkeypatch: pytest.MonkeyPatch) -> Iterator[SlackStandin]:
+    standin = SlackStandin(clock=NOW.timestamp).start()
+    monkeypatch.setenv("SLACK_BOT_TOKEN", standin.token)
+    try:
+        yield standin
+    finally:
+        standin.stop()
+
+
+class Sleeps(list[float]):
+    """A sleep that records the requested waits instead of waiting."""
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+@pytest.fixture
+def sleeps() -> Sleeps:
+    return Sleeps()
+
+
+def make_finding(**overrides: Any) -> Finding:
+    base: dict[str, Any] = {
+        "detector": "failed_assume_role",
+        "severity": "high",
+        "title": "Burst of failed AssumeRole calls",
+        "fingerprint": "f" * 32,
+        "account_id": "111122223333",
+        "role_arn": "arn:aws:iam::111122223333:role/OrganizationAccountAccessRole",
+        "principal_arn": "arn:aws:iam::444455556666:user/mallory",
+        "source_ip": "203.0.113.7",
+        "first_seen": "2026-03-02T07:58:00Z",
+        "last_seen": "2026-03-02T08:04:00Z",
+        "count": 12,
+        "event_ids": ["9d6e2c4a-0000-4000-8000-000000000001"],
+        "details": {"likely_cause": "a script retrying with a wrong ExternalId", "region": "eu-central-1"},
+    }
+    base.update(overrides)
+    return Finding(**base)
+
+
+@pytest.fixture
+def finding() -> Callable[..., Finding]:
+    return make_finding
+
+
+def slack_config(standin: SlackStandin, **notifier: Any) -> Config:
+    entry = {"type": "slack", "channel": "#security-alerts", "api_url": standin.api_url,
+             "timezone": "Europe/Berlin", **notifier}
+    return parse_config({"notifiers": [entry]})
