@@ -1,0 +1,6 @@
+-- Fragment: AssumeRole-family records in [start, end) of one event data store.
+FROM {{event_data_store}}
+WHERE eventName IN ('AssumeRole', 'AssumeRoleWithSAML', 'AssumeRoleWithWebIdentity')
+  AND eventSource = 'sts.amazonaws.com'
+  AND eventTime >= '{{start}}'
+  AND eventTime < '{{end}}'
