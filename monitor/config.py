@@ -268,7 +268,17 @@ class _NotifierBase(_Model):
     exclude_detectors: list[str] = Field(default_factory=list)
     digest: bool = False  # batch into one message per digest period instead of one each
     digest_period_hours: float = Field(default=24, gt=0)
-    realert_hours: float | None = None
+    realert_hours: float | None = Field(default=None, gt=0)
+
+    @field_validator("detectors", "exclude_detectors")
+    @classmethod
+    def _known_detectors(cls, names: list[str] | None) -> list[str] | None:
+        from monitor.findings import DETECTORS
+
+        for name in names or []:
+            if name not in DETECTORS:
+                raise ValueError(f"unknown detector {name!r} (known: {', '.join(DETECTORS)})")
+        return names
 
 
 class SlackNotifier(_NotifierBase):

@@ -432,6 +432,10 @@ class SqliteState:
     def outbox_counts(self) -> dict[str, int]:
         return dict(self._exec("SELECT status, COUNT(*) FROM outbox GROUP BY status").fetchall())
 
+    def outbox_backlog(self) -> int:
+        counts = self.outbox_counts()
+        return sum(counts.get(s, 0) for s in ("pending", "failed", "sending"))
+
 
 def _outbox_item(row: tuple[Any, ...]) -> OutboxItem:
     (id_, fp, notifier, payload, attempts, status, error, receipt, created, updated, sent) = row
