@@ -12,15 +12,17 @@ the batch is read again, and seen IDs keep it from counting twice.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 import pandas as pd
 
-from monitor.findings import Finding
+from monitor.events.schema import COLUMNS, coerce
+from monitor.findings import Finding, iso
 
 
 class StateLockedError(RuntimeError):
@@ -69,6 +71,64 @@ class OutboxItem:
     created_at: str | None = None
     updated_at: str | None = None
     sent_at: str | None = None
+
+
+def storable(events: pd.DataFrame) -> pd.DataFrame:
+    """The event table as plain values for a store: times as ISO 8601 UTC strings, missing values as None."""
+    df = coerce(events)
+    for name, dtype in COLUMNS.items():
+        if dtype.startswith("datetime64"):
+            df[name] = df[name].map(iso, na_action="ignore")
+    return df.astype(object).where(df.notna(), None)
+
+
+class ReentrantTransactions:
+    """`transaction()` shared by the backends: one per thread at a time, nested calls join the outer one.
+
+    A backend provides `_mutex` (an RLock), `_depth` (0) and the three hooks.
+    """
+
+    _mutex: threading.RLock
+    _depth: int
+
+    def _begin(self) -> None: ...
+    def _commit(self) -> None: ...
+    def _rollback(self) -> None: ...
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Everything inside commits together or not at all (nested calls join the outer one)."""
+        with self._mutex:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            self._begin()
+            self._depth = 1
+            try:
+                yield
+            except BaseException:
+                self._rollback()
+                raise
+            else:
+                self._commit()
+            finally:
+                self._depth = 0
+
+
+def merge_seen_again(old: Finding, new: Finding) -> Finding:
+    """A finding seen again: the new version, with first/last seen widened and counts kept (every backend)."""
+    merged = Finding.from_dict(new.to_dict())
+    firsts = [t for t in (old.first_seen, new.first_seen) if t]
+    lasts = [t for t in (old.last_seen, new.last_seen) if t]
+    merged.first_seen = min(firsts) if firsts else None
+    merged.last_seen = max(lasts) if lasts else None
+    merged.count = max(old.count, new.count)
+    merged.event_ids = sorted(set(old.event_ids) | set(new.event_ids))[:100]
+    return merged
 
 
 class StateStore(Protocol):

@@ -23,7 +23,15 @@ import pandas as pd
 
 from monitor.events.schema import COLUMNS, coerce, empty_frame
 from monitor.findings import Finding, iso
-from monitor.state.base import Coverage, OutboxItem, StateLockedError, StoredFinding
+from monitor.state.base import (
+    Coverage,
+    OutboxItem,
+    ReentrantTransactions,
+    StateLockedError,
+    StoredFinding,
+    merge_seen_again,
+    storable,
+)
 
 MIGRATIONS: dict[str, str] = {}
 
@@ -72,14 +80,13 @@ register_migration(
 
 _OUTBOX_COLUMNS = "id, fingerprint, notifier, payload, attempts, status, last_error, receipt, created_at, updated_at, sent_at"
 
-_TIME_COLUMNS = [c for c, t in COLUMNS.items() if t.startswith("datetime64")]
 
 
 def _now_iso() -> str:
     return iso(datetime.now().astimezone())  # type: ignore[return-value]
 
 
-class SqliteState:
+class SqliteState(ReentrantTransactions):
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.path_or_table = str(self.path)
@@ -126,28 +133,14 @@ class SqliteState:
                 self._lock_fh.close()
                 self._lock_fh = None
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Everything inside commits together or not at all (nested calls join the outer one)."""
-        with self._mutex:
-            if self._depth:
-                self._depth += 1
-                try:
-                    yield
-                finally:
-                    self._depth -= 1
-                return
-            self._conn.execute("BEGIN IMMEDIATE")
-            self._depth = 1
-            try:
-                yield
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            else:
-                self._conn.execute("COMMIT")
-            finally:
-                self._depth = 0
+    def _begin(self) -> None:
+        self._conn.execute("BEGIN IMMEDIATE")
+
+    def _commit(self) -> None:
+        self._conn.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        self._conn.execute("ROLLBACK")
 
     def _exec(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
         with self._mutex:
@@ -213,10 +206,7 @@ class SqliteState:
     def add_events(self, events: pd.DataFrame) -> int:
         if events.empty:
             return 0
-        df = coerce(events)
-        for c in _TIME_COLUMNS:
-            df[c] = df[c].map(iso, na_action="ignore")
-        df = df.astype(object).where(df.notna(), None)
+        df = storable(events)
         stored_at = _now_iso()
         rows = [(*r, stored_at) for r in df.itertuples(index=False, name=None)]
         cols = ", ".join(f'"{c}"' for c in COLUMNS)
@@ -322,13 +312,7 @@ class SqliteState:
             )
             return True, None
         old = prev.finding
-        merged = Finding.from_dict(finding.to_dict())
-        firsts = [t for t in (old.first_seen, finding.first_seen) if t]
-        lasts = [t for t in (old.last_seen, finding.last_seen) if t]
-        merged.first_seen = min(firsts) if firsts else None
-        merged.last_seen = max(lasts) if lasts else None
-        merged.count = max(old.count, finding.count)
-        merged.event_ids = sorted(set(old.event_ids) | set(finding.event_ids))[:100]
+        merged = merge_seen_again(old, finding)
         self._exec(
             "UPDATE findings SET severity=?, status=?, first_seen=?, last_seen=?, count=?, body=?, updated_at=? "
             "WHERE fingerprint=?",
