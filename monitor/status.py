@@ -36,16 +36,10 @@ def _job_summary(run: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _outbox_backlog(state: Any) -> int | None:
-    """Pending + failed outbox rows, once the alerts outbox exists in this build."""
-    for name in ("outbox_backlog", "outbox_pending_count"):
-        fn = getattr(state, name, None)
-        if callable(fn):
-            return int(fn())
-    pending = getattr(state, "outbox_pending", None)
-    if callable(pending):
-        return len(list(pending()))
-    return None
+def _outbox_backlog(state: Any) -> dict[str, Any]:
+    """Notifications not yet delivered (held for a digest, pending, in flight, failed and to be retried)."""
+    counts = state.outbox_counts()
+    return {"backlog": sum(n for s, n in counts.items() if s != "sent"), "by_status": counts}
 
 
 def gather_status(state: Any, now: datetime) -> dict[str, Any]:
@@ -81,7 +75,7 @@ def gather_status(state: Any, now: datetime) -> dict[str, Any]:
         "heartbeat": heartbeat,
         "jobs": jobs,
         "sources": sources,
-        "outbox_backlog": _outbox_backlog(state),
+        "outbox": _outbox_backlog(state),
         "monitor_health": health,
         "state": state.path_or_table,
     }
@@ -103,8 +97,9 @@ def render_text(status: dict[str, Any]) -> str:
     if not status["jobs"]:
         lines.append("(no runs recorded)")
     lines.append("")
-    backlog = status["outbox_backlog"]
-    lines.append(f"outbox backlog: {'n/a' if backlog is None else backlog}")
+    outbox = status["outbox"]
+    detail = ", ".join(f"{n} {s}" for s, n in sorted(outbox["by_status"].items()) if s != "sent")
+    lines.append(f"outbox backlog: {outbox['backlog']}" + (f" ({detail})" if detail else ""))
     if status["sources"]:
         lines.append("")
         lines.append("sources (last coverage):")

@@ -11,6 +11,7 @@ Single-table design. Every item has `pk` / `sk`; items that must be listed in or
     coverage        cov#<run_id>        <seq>           cov                 <seq>
     run             run#<run_id>        -               run                 <started_at>#<seq>
     finding         finding#<fp>        -               finding             <updated_at>#<fp>
+    outbox row      outbox#<notifier>   <fingerprint>   outbox              <seq>
     document        doc#<namespace>     <key>
     lock            lock#<name>         -
 
@@ -51,6 +52,7 @@ from monitor.events.schema import coerce, empty_frame, frame_from_rows
 from monitor.findings import Finding, iso
 from monitor.state.base import (
     Coverage,
+    OutboxItem,
     ReentrantTransactions,
     StateLockedError,
     StoredFinding,
@@ -523,3 +525,62 @@ class DynamoState(ReentrantTransactions):
 
     def delete_json(self, namespace: str, key: str) -> None:
         self._delete(f"doc#{namespace}", key)
+
+    # ------------------------------------------------------------------ alert outbox
+
+    @staticmethod
+    def _outbox_item(item: dict[str, Any]) -> OutboxItem:
+        return OutboxItem(int(item["id"]), item["sk"], item["notifier"], json.loads(item["payload"]),
+                          int(item["attempts"]), item["status"], item.get("last_error"),
+                          json.loads(item["receipt"]) if item.get("receipt") else None, item["created_at"],
+                          item["updated_at"], item.get("sent_at"))
+
+    def outbox_put(self, fingerprint: str, notifier: str, payload: dict[str, Any], status: str,
+                   now: datetime) -> None:
+        stamp = iso(now)
+        with self._mutex:
+            item = self._get(f"outbox#{notifier}", fingerprint)
+            if item is None:
+                seq = _sequence()
+                item = {"pk": f"outbox#{notifier}", "sk": fingerprint, "gsi1pk": "outbox", "gsi1sk": seq,
+                        "id": int(seq), "notifier": notifier, "attempts": 0, "created_at": stamp}
+            elif item["status"] == "sent":  # re-armed: a new delivery, counted afresh
+                item["attempts"] = 0
+                item.pop("last_error", None)
+            item.update(payload=json.dumps(payload, default=str), status=status, updated_at=stamp)
+            self._put(item)
+
+    def outbox_get(self, fingerprint: str, notifier: str) -> OutboxItem | None:
+        item = self._get(f"outbox#{notifier}", fingerprint)
+        return self._outbox_item(item) if item else None
+
+    def outbox_items(self, statuses: Iterable[str] | None = None, notifier: str | None = None) -> list[OutboxItem]:
+        wanted = set(statuses) if statuses is not None else None
+        items = self._query(f"outbox#{notifier}") if notifier is not None else self._query("outbox", index=True)
+        out = [self._outbox_item(i) for i in items if wanted is None or i["status"] in wanted]
+        return sorted(out, key=lambda o: o.id)
+
+    def outbox_mark(self, fingerprint: str, notifier: str, status: str, now: datetime, *,
+                    error: str | None = None, receipt: dict[str, Any] | None = None) -> None:
+        with self._mutex:
+            item = self._get(f"outbox#{notifier}", fingerprint)
+            if item is None:
+                return
+            item.update(status=status, updated_at=iso(now))
+            if error is None:
+                item.pop("last_error", None)
+            else:
+                item["last_error"] = error
+            if status == "sending":
+                item["attempts"] = int(item["attempts"]) + 1
+            if status == "sent":
+                item["sent_at"] = iso(now)
+            if receipt is not None:
+                item["receipt"] = json.dumps(receipt, default=str)
+            self._put(item)
+
+    def outbox_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for item in self._query("outbox", index=True):
+            counts[item["status"]] = counts.get(item["status"], 0) + 1
+        return counts

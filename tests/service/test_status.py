@@ -26,6 +26,8 @@ def seeded(tmp_path: Path) -> Path:
                    "duration_seconds": 61.5})
     rid = st.start_run("retention", NOW - timedelta(hours=7))
     st.finish_run(rid, NOW - timedelta(hours=7), "ok", {"removed": {"events": 3}})
+    st.outbox_put("fp1", "slack", {"text": "x"}, "failed", NOW)
+    st.outbox_put("fp2", "slack", {"text": "y"}, "sent", NOW)
     write_heartbeat(st, NOW - timedelta(seconds=20), "running",
                     jobs={"collect": "2026-03-02T12:05:00+00:00", "posture": "2026-03-03T03:00:00+00:00"})
     st.close()
@@ -45,6 +47,7 @@ def test_status_json_reports_jobs_sources_and_heartbeat(tmp_path: Path, capsys) 
     assert out["jobs"]["posture"] == {"result": "never run", "next_run": "2026-03-03T03:00:00+00:00"}
     assert out["sources"]["s3:trail/"]["records"] == 42
     assert out["sources"]["lookup_events"]["status"] == "failed"
+    assert out["outbox"] == {"backlog": 1, "by_status": {"failed": 1, "sent": 1}}
 
 
 def test_status_text_and_stale_heartbeat_is_unhealthy(tmp_path: Path, capsys) -> None:
@@ -53,6 +56,7 @@ def test_status_text_and_stale_heartbeat_is_unhealthy(tmp_path: Path, capsys) ->
     text = capsys.readouterr().out
     assert text.startswith("UNHEALTHY: service heartbeat is 620s old")
     assert "collect    partial" in text and "lookup_events: failed" in text
+    assert "outbox backlog: 1 (1 failed)" in text
 
 
 def test_status_without_a_service_is_not_a_failure(tmp_path: Path, capsys) -> None:

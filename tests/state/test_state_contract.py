@@ -269,3 +269,41 @@ def test_lock_is_exclusive_across_handles(open_store) -> None:
 
 def test_schema_version_is_reported(store) -> None:
     assert store.schema_version()
+
+
+# --------------------------------------------------------------------------- alert outbox
+
+
+def test_outbox_lifecycle(store) -> None:
+    store.outbox_put("fp1", "slack-high", {"text": "one"}, "pending", NOW)
+    store.outbox_put("fp2", "file", {"text": "two"}, "held", NOW)
+    store.outbox_put("fp1", "file", {"text": "one"}, "pending", NOW)
+    assert [(o.fingerprint, o.notifier) for o in store.outbox_items()] == [
+        ("fp1", "slack-high"), ("fp2", "file"), ("fp1", "file")]  # insertion order
+    assert [o.fingerprint for o in store.outbox_items(statuses=["pending"], notifier="file")] == ["fp1"]
+
+    store.outbox_mark("fp1", "slack-high", "sending", NOW)
+    store.outbox_mark("fp1", "slack-high", "failed", NOW, error="HTTP 503")
+    store.outbox_mark("fp1", "slack-high", "sending", NOW)
+    store.outbox_mark("fp1", "slack-high", "sent", NOW + timedelta(minutes=1), receipt={"ts": "1.2"})
+    item = store.outbox_get("fp1", "slack-high")
+    assert (item.status, item.attempts, item.last_error, item.receipt) == ("sent", 2, None, {"ts": "1.2"})
+    assert (item.created_at, item.sent_at) == ("2026-03-02T12:00:00Z", "2026-03-02T12:01:00Z")
+    assert store.outbox_counts() == {"sent": 1, "held": 1, "pending": 1}
+
+    first_id = item.id
+    store.outbox_put("fp1", "slack-high", {"text": "one, severity raised"}, "pending", NOW + timedelta(hours=1))
+    rearmed = store.outbox_get("fp1", "slack-high")
+    assert (rearmed.id, rearmed.status, rearmed.attempts, rearmed.receipt) == (first_id, "pending", 0, {"ts": "1.2"})
+    assert rearmed.payload == {"text": "one, severity raised"}
+    assert store.outbox_get("fp9", "file") is None
+    store.outbox_mark("fp9", "file", "sent", NOW)  # unknown row: nothing happens
+    assert store.outbox_get("fp9", "file") is None
+
+
+def test_outbox_rows_roll_back_with_their_transaction(store) -> None:
+    with pytest.raises(RuntimeError), store.transaction():
+        store.outbox_put("fp1", "file", {"text": "x"}, "pending", NOW)
+        assert store.outbox_get("fp1", "file").status == "pending"
+        raise RuntimeError("crash")
+    assert store.outbox_items() == [] and store.outbox_counts() == {}
