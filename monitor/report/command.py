@@ -75,10 +75,12 @@ def review_offline(config: Config, trail: list[str], snapshots: list[str], *, no
     from monitor.report.offline import read_iam_snapshots, read_trail
 
     events, skipped = read_trail(trail)
-    posture = read_iam_snapshots(snapshots) if snapshots else Posture()
+    notices: list[str] = []
+    posture = read_iam_snapshots(snapshots, notices) if snapshots else Posture()
     findings = offline_findings(events, posture, config, period)
     tables = build_review(events, posture, findings, period, None, ReviewOptions.from_config(config, accounts),
                           now=now, source="offline")
+    tables.meta["notes"].extend(notices)
     if skipped:
         tables.meta["notes"].append(f"{skipped} unreadable trail records or files were skipped (see log)")
     return tables, skipped

@@ -1,7 +1,7 @@
 """Offline inputs for `report --trail/--iam-snapshot`: trail files and authorization-details snapshots.
 
-Interim readers, kept deliberately small: the local collector (`monitor.collectors.files`) and
-the snapshot parser (`monitor.posture.snapshot`) are the real ones and are used when present.
+The trail reader is an interim one, kept deliberately small, until the local collector
+(`monitor.collectors.files`) lands; snapshots are read by `monitor.posture.snapshot`.
 """
 
 from __future__ import annotations
@@ -11,16 +11,14 @@ import json
 import logging
 import sys
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
 
 import pandas as pd
 
 from monitor.events.normalise import RecordError, is_assume_role_record, normalise
 from monitor.events.schema import frame_from_rows
-from monitor.posture.model import Posture, RoleInfo
+from monitor.posture.model import Posture
 
 log = logging.getLogger(__name__)
 _SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz")
@@ -76,46 +74,11 @@ def read_trail(paths: list[str]) -> tuple[pd.DataFrame, int]:
     return frame_from_rows(rows), skipped
 
 
-def _ts(value: Any) -> datetime | None:
-    if not value:
-        return None
-    t = pd.Timestamp(value)
-    return (t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")).to_pydatetime()
-
-
-def read_iam_snapshots(files: list[str]) -> Posture:
+def read_iam_snapshots(files: list[str], notices: list[str]) -> Posture:
     """Roles from `aws iam get-account-authorization-details` JSON (one file per account)."""
-    try:
-        from monitor.posture import snapshot  # type: ignore[attr-defined]
+    from monitor.posture.snapshot import SnapshotError, load_snapshots
 
-        return snapshot.load_snapshots(files)  # type: ignore[no-any-return]
-    except (ImportError, AttributeError):
-        pass
-    posture = Posture()
-    for name in files:
-        try:
-            doc = json.loads(Path(name).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"{name}: cannot read IAM snapshot: {exc}") from None
-        for i, r in enumerate(doc.get("RoleDetailList") or []):
-            try:
-                arn = r["Arn"]
-                account = arn.split(":")[4]
-                policy = r.get("AssumeRolePolicyDocument") or {}
-                if isinstance(policy, str):
-                    policy = json.loads(unquote(policy))
-                last = r.get("RoleLastUsed") or {}
-                posture.roles[arn] = RoleInfo(
-                    arn=arn, name=r.get("RoleName") or arn.rsplit("/", 1)[-1], account_id=account,
-                    path=r.get("Path") or "/", role_id=r.get("RoleId"), create_date=_ts(r.get("CreateDate")),
-                    last_used=_ts(last.get("LastUsedDate")), last_used_region=last.get("Region"),
-                    max_session_duration=int(r.get("MaxSessionDuration") or 3600), trust_policy=policy,
-                    attached_policies=[p.get("PolicyArn", "") for p in r.get("AttachedManagedPolicies") or []],
-                    inline_policies=[p.get("PolicyName", "") for p in r.get("RolePolicyList") or []],
-                    tags={t["Key"]: t.get("Value", "") for t in r.get("Tags") or []},
-                )
-                if account not in posture.accounts:
-                    posture.accounts.append(account)
-            except (KeyError, IndexError, TypeError, ValueError) as exc:
-                print(f"rolewatch report: {name}: RoleDetailList[{i}]: skipped: {exc}", file=sys.stderr)
-    return posture
+    try:
+        return load_snapshots(files, notices=notices)
+    except SnapshotError as exc:
+        raise ValueError(str(exc)) from None

@@ -22,6 +22,7 @@ from monitor.events.merge import merge_shared_copies, one_row_per_call
 from monitor.events.schema import coerce
 from monitor.findings import SEVERITY_RANK, Finding, iso
 from monitor.posture.model import Posture, RoleInfo
+from monitor.posture.usage import analyzer_last_accessed, analyzer_unused_roles, last_activity, service_usage
 from monitor.redact import redact_text
 from monitor.report.trust import TrustGrant, TrustSummary, admits_other_account, summarise_trust
 
@@ -145,6 +146,13 @@ def _frame(section: str, rows: list[dict[str, Any]] | dict[str, list[Any]]) -> p
     return pd.DataFrame(cols)
 
 
+def _utc(value: Any) -> pd.Timestamp | None:
+    if value is None:
+        return None
+    t = pd.Timestamp(value)
+    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+
+
 def _account_of_arn(arn: str | None) -> str | None:
     parts = (arn or "").split(":")
     return parts[4] if len(parts) > 5 and parts[4].isdigit() else None
@@ -177,12 +185,37 @@ def _off_hours(times: pd.Series, opts: ReviewOptions) -> pd.Series:
     return ~business
 
 
-def prepare_events(events: pd.DataFrame, period: Period, accounts: list[str] | None) -> pd.DataFrame:
+def _canonical_role_arns(arns: list[str], posture: Posture | None) -> dict[str, str]:
+    """ARNs from error messages and session ARNs lack the role's path. Role names are unique per
+    account, so name the inventory's role, else the trail's own spelling that carries the path."""
+    out: dict[str, str] = {}
+    by_name: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for arn in arns:
+        role = posture.role_by_arn(arn) if posture is not None and posture.roles else None
+        if role is not None:
+            if role.arn != arn:
+                out[arn] = role.arn
+            continue
+        account, name = _account_of_arn(arn), arn.rsplit("/", 1)[-1]
+        if account:
+            by_name[(account, name)].append(arn)
+    for spellings in by_name.values():
+        longest = max(spellings, key=lambda a: (len(a), a))
+        out.update({a: longest for a in spellings if a != longest})
+    return out
+
+
+def prepare_events(events: pd.DataFrame, period: Period, accounts: list[str] | None,
+                   posture: Posture | None = None) -> pd.DataFrame:
     """The period's calls, one row each, with the review's grouping columns added."""
     df = coerce(events)
     since, until = pd.Timestamp(period.since), pd.Timestamp(period.until)
     df = df[(df["event_time"] >= since) & (df["event_time"] < until)].reset_index(drop=True)
     df = one_row_per_call(merge_shared_copies(df))
+    if len(df):
+        canonical = _canonical_role_arns([str(a) for a in df["role_arn"].dropna().unique()], posture)
+        if canonical:
+            df["role_arn"] = df["role_arn"].replace(canonical)
     role_account = df["role_account_id"].fillna(df["role_arn"].map(_account_of_arn, na_action="ignore"))
     df["review_account"] = role_account.fillna(df["account_id"])
     if accounts:
@@ -388,7 +421,7 @@ def build_review(events: pd.DataFrame, posture: Posture, findings: Iterable[Any]
                  previous: dict[str, Any] | None, opts: ReviewOptions, *, now: datetime,
                  source: str = "state") -> ReviewTables:
     accounts = opts.accounts
-    ev = prepare_events(events, period, accounts)
+    ev = prepare_events(events, period, accounts, posture)
     in_scope = (lambda a: a in accounts) if accounts else (lambda a: True)
     org_accounts = set(posture.organization_accounts)
     notes: list[str] = []
@@ -445,15 +478,17 @@ def build_review(events: pd.DataFrame, posture: Posture, findings: Iterable[Any]
             active_analyzer[af.resource_arn] += 1
     analyzer_rows.sort(key=lambda r: (r["account_id"], r["resource_arn"] or "", r["finding_type"], r["finding_id"]))
 
-    services_rows = []
+    services_rows: list[dict[str, Any]] = []
     role_rows = []
+    unused_by_analyzer = analyzer_unused_roles(posture)
     horizon = pd.Timestamp(now) - pd.Timedelta(days=opts.unused_days)
     for arn, fa in facts.items():
         info = fa.info
         lt = last_ct.get(arn)
-        li = pd.Timestamp(info.last_used) if info and info.last_used else None
-        li = li.tz_localize("UTC") if li is not None and li.tzinfo is None else li
-        candidates = [t for t in (lt, li) if t is not None]
+        li = _utc(last_activity(info)) if info else None
+        analyzer_unused = unused_by_analyzer.get(arn)
+        la = _utc(analyzer_last_accessed(analyzer_unused)) if analyzer_unused else None
+        candidates = [t for t in (lt, li, la) if t is not None]
         last = max(candidates) if candidates else None
         young = bool(info and info.create_date and pd.Timestamp(info.create_date) > horizon)
         service_linked = bool(info and info.is_service_linked)
@@ -461,17 +496,13 @@ def build_review(events: pd.DataFrame, posture: Posture, findings: Iterable[Any]
                   and ok_counts.get(arn, 0) == 0 and info is not None)
         granted = used_n = None
         unused_services: list[str] = []
-        if info is not None and info.services_last_accessed is not None:
-            granted, used_n = len(info.services_last_accessed), 0
-            for svc, when in sorted(info.services_last_accessed.items()):
-                ts = pd.Timestamp(when) if when else None
-                ts = ts.tz_localize("UTC") if ts is not None and ts.tzinfo is None else ts
-                is_used = ts is not None and ts >= horizon
-                used_n += int(is_used)
-                if not is_used:
-                    unused_services.append(svc)
-                services_rows.append({"account_id": fa.account_id, "role_arn": arn, "service": svc,
-                                      "last_accessed": ts, "used": is_used})
+        usage_of_services = service_usage(info, now, opts.unused_days) if info is not None else None
+        if info is not None and usage_of_services is not None:
+            granted, used_n = len(usage_of_services.granted), len(usage_of_services.used)
+            unused_services = list(usage_of_services.unused)
+            services_rows.extend({"account_id": fa.account_id, "role_arn": arn, "service": svc,
+                                  "last_accessed": _utc((info.services_last_accessed or {}).get(svc)),
+                                  "used": svc in usage_of_services.used} for svc in usage_of_services.granted)
         role_principals = [p for p, _ in sorted(who.get(arn, []), key=lambda x: (-x[1], x[0]))]
         if info is None and fa.account_id in posture.accounts:
             verb, detail = "keep", "not in the IAM inventory: a missing role or an inventory gap; check the attempts"

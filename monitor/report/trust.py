@@ -3,22 +3,21 @@
 A reviewer needs the shape of each grant, not the policy JSON: which principals, whether an
 ExternalId is required (never its value: it is a shared secret, and every value seen here is
 registered with `monitor.redact` so it is masked wherever else it turns up), whether MFA is
-required, and any source-IP or date limits.
+required, and any source-IP or date limits. Parsing is `monitor.policy`'s.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote
 
+from monitor.policy.conditions import UnsupportedOperator, parse_operator
+from monitor.policy.model import PolicyError, PrincipalRef, Statement, parse_policy
 from monitor.redact import register_secret
 
-_ACCOUNT_ARN_RE = re.compile(r"^arn:aws[\w-]*:(?:iam|sts)::(\d{12}):")
-_ASSUME_ACTIONS = ("sts:assumerole", "sts:assumerolewithsaml", "sts:assumerolewithwebidentity", "sts:*", "*")
+_ASSUME_ACTIONS = ("sts:AssumeRole", "sts:AssumeRoleWithSAML", "sts:AssumeRoleWithWebIdentity")
 _DATE_KEYS = {"aws:currenttime", "aws:epochtime"}
+_IP_KEYS = {"aws:sourceip", "aws:vpcsourceip"}
 
 
 @dataclass(frozen=True)
@@ -43,81 +42,55 @@ class TrustSummary:
     notes: list[str] = field(default_factory=list)  # e.g. unreadable policy
 
 
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return value if isinstance(value, list) else [value]
+@dataclass
+class _ConditionFacts:
+    external_id: bool = False
+    mfa: bool = False
+    ip: list[str] = field(default_factory=list)
+    dates: list[str] = field(default_factory=list)
+    other: list[str] = field(default_factory=list)
 
 
-def parse_policy(policy: Any) -> dict[str, Any]:
-    """Trust policies arrive as dicts, JSON strings, or URL-encoded JSON (IAM's raw API form)."""
-    if isinstance(policy, dict):
-        return policy
-    if isinstance(policy, str) and policy.strip():
-        text = policy if policy.lstrip().startswith("{") else unquote(policy)
-        loaded = json.loads(text)
-        if isinstance(loaded, dict):
-            return loaded
-    raise ValueError("trust policy is not a JSON object")
+def _kind(p: PrincipalRef) -> str:
+    if p.is_wildcard:
+        return "any"
+    if p.kind == "Service":
+        return "service"
+    if p.kind in ("Federated", "CanonicalUser"):
+        return "federated"
+    return "aws_account" if p.is_account_root else "aws_arn"
 
 
-def _principal_kind(ptype: str, value: str) -> tuple[str, str | None]:
-    if ptype == "Service":
-        return "service", None
-    if ptype == "Federated":
-        return "federated", None
-    if value == "*":
-        return "any", None
-    if re.fullmatch(r"\d{12}", value):
-        return "aws_account", value
-    m = _ACCOUNT_ARN_RE.match(value)
-    if m:
-        return ("aws_account" if value.endswith(":root") else "aws_arn"), m.group(1)
-    return "aws_arn", None
-
-
-def _condition_facts(conditions: dict[str, Any]) -> tuple[bool, bool, str, str, str]:
-    external_id = mfa = False
-    ip_parts: list[str] = []
-    date_parts: list[str] = []
-    other: list[str] = []
-    for op, block in conditions.items():
-        if not isinstance(block, dict):
+def _facts(statement: Statement) -> _ConditionFacts:
+    out = _ConditionFacts()
+    for operator, clauses in statement.conditions.items():
+        try:
+            op = parse_operator(operator)
+        except UnsupportedOperator:
+            out.other.extend(f"{operator}:{k}" for k in clauses)
             continue
-        op_l = op.lower()
-        for key, raw in block.items():
+        # only a positive, non-IfExists test is a requirement: IfExists lets a request without the key through
+        required = not op.if_exists and not op.negated and op.set_op != "ForAllValues"
+        for key, values in clauses.items():
             key_l = key.lower()
-            values = [str(v) for v in _as_list(raw)]
+            lowered = [v.lower() for v in values]
             if key_l == "sts:externalid":
                 for v in values:
                     register_secret(v)
-                # `...IfExists` lets a request without an ExternalId through: not a requirement
-                if not op_l.endswith("ifexists") and not op_l.startswith("null"):
-                    external_id = True
+                out.external_id |= required and op.base != "Null"
             elif key_l == "aws:multifactorauthpresent":
-                lowered = [v.lower() for v in values]
-                # Bool true (not IfExists: a request without MFA data would pass), or Null false
-                bool_true = op_l.startswith("bool") and not op_l.endswith("ifexists") and "true" in lowered
-                mfa = mfa or bool_true or (op_l.startswith("null") and "false" in lowered)
+                out.mfa |= (required and op.base == "Bool" and "true" in lowered) or (
+                    op.base == "Null" and "false" in lowered)
             elif key_l == "aws:multifactorauthage":
-                if op_l.startswith("numericless") and not op_l.endswith("ifexists"):
-                    mfa = True
-            elif key_l in ("aws:sourceip", "aws:vpcsourceip"):
-                neg = op_l.startswith("notipaddress")
-                ip_parts.append(("not in " if neg else "in ") + ", ".join(sorted(values)))
-            elif key_l in _DATE_KEYS and op_l.startswith("date"):
-                word = "until" if "less" in op_l else "from"
-                date_parts.append(f"{word} {', '.join(values)}")
+                out.mfa |= required and op.base.startswith("NumericLessThan")
+            elif key_l in _IP_KEYS and op.base in ("IpAddress", "NotIpAddress"):
+                out.ip.append(("not in " if op.negated else "in ") + ", ".join(sorted(values)))
+            elif key_l in _DATE_KEYS and op.base.startswith("Date"):
+                word = "until" if "LessThan" in op.base else "from" if "GreaterThan" in op.base else "on"
+                out.dates.append(f"{word} {', '.join(values)}")
             else:
-                other.append(f"{op}:{key}")
-    return external_id, mfa, "; ".join(ip_parts), "; ".join(sorted(date_parts)), ", ".join(sorted(other))
-
-
-def _allows_assume(statement: dict[str, Any]) -> bool:
-    actions = [str(a).lower() for a in _as_list(statement.get("Action"))]
-    if not actions and statement.get("NotAction") is not None:
-        return True  # NotAction grants everything not listed: conservative, show it
-    return any(a in _ASSUME_ACTIONS for a in actions)
+                out.other.append(f"{operator}:{key}")
+    return out
 
 
 def summarise_trust(policy: Any) -> TrustSummary:
@@ -126,33 +99,25 @@ def summarise_trust(policy: Any) -> TrustSummary:
         return out
     try:
         doc = parse_policy(policy)
-    except (ValueError, json.JSONDecodeError):
-        out.notes.append("trust policy unreadable")
+    except PolicyError as exc:
+        out.notes.append(f"trust policy unreadable: {exc}")
         return out
-    for index, statement in enumerate(_as_list(doc.get("Statement"))):
-        if not isinstance(statement, dict) or not _allows_assume(statement):
+    for index, st in enumerate(doc.statements):
+        if not any(st.action_matches(a) for a in _ASSUME_ACTIONS):
             continue
-        if statement.get("Effect") == "Deny":
+        if not st.allows:
             out.deny_statements += 1
             continue
-        if statement.get("Effect") != "Allow":
-            continue
-        sid = str(statement.get("Sid") or index)
-        conditions = statement.get("Condition") if isinstance(statement.get("Condition"), dict) else {}
-        ext, mfa, ip, dates, other = _condition_facts(conditions)
-        principals = statement.get("Principal")
-        if statement.get("NotPrincipal") is not None:
+        sid = st.sid or str(index)
+        facts = _facts(st)
+        principals = st.all_principals()
+        if st.not_principals is not None:
             out.notes.append(f"statement {sid}: NotPrincipal (admits everyone not listed)")
-            principals = "*"
-        pairs: list[tuple[str, str]] = []
-        if principals == "*":
-            pairs.append(("AWS", "*"))
-        elif isinstance(principals, dict):
-            for ptype, values in principals.items():
-                pairs.extend((str(ptype), str(v)) for v in _as_list(values))
-        for ptype, value in pairs:
-            kind, account = _principal_kind(ptype, value)
-            out.grants.append(TrustGrant(value, kind, account, ext, mfa, ip, dates, other, sid))
+            principals = [PrincipalRef("*", "*")]
+        for p in principals:
+            out.grants.append(TrustGrant(
+                p.value, _kind(p), p.account_id, facts.external_id, facts.mfa, "; ".join(facts.ip),
+                "; ".join(sorted(facts.dates)), ", ".join(sorted(facts.other)), sid))
     return out
 
 

@@ -138,7 +138,9 @@ def events() -> pd.DataFrame:
         _ev(_t(3, 14), DEV_ROLE, principal_arn=DEV_USER, principal_account=DEV, ip="203.0.113.20"),
         _ev(_t(7, 3), DEV_ROLE, principal_arn=DEV_USER, principal_account=DEV, ip="198.51.100.7"),
         _ev(_t(4, 11), DEV_ROLE, principal_arn=DEV_USER, principal_account=DEV, ok=False),
-        _ev(_t(4, 11, 1), DEV_ROLE, principal_arn=DEV_USER, principal_account=DEV, ok=False),
+        # a failed call names the role as its error message does: without the path
+        _ev(_t(4, 11, 1), role_arn("CrossAccountDeveloperRole"), principal_arn=DEV_USER, principal_account=DEV,
+            ok=False),
         # the vendor's scanner session (assumed-role caller: reviewed as the role behind it)
         _ev(_t(5, 2), VENDOR_ROLE, principal_arn=f"arn:aws:sts::{VENDOR}:assumed-role/VendorScanner/run-1",
             principal_account=VENDOR, principal_type="AssumedRole", principal_role=VENDOR_SCANNER, ip="192.0.2.5"),

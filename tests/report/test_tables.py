@@ -157,7 +157,8 @@ def test_roles_last_used_services_and_findings(review) -> None:
          1, 2, "medium", f"{DEV_USER} (3)", "", "", ""),
         (ADMIN_ROLE, "2026-11-03T10:00Z", None, "2026-11-03T10:00Z", 5, None, None, "", 0, 0, "",
          f"{ALICE} (1)", "", "", ""),
-        (LAMBDA_ROLE, "2026-11-08T13:00Z", None, "2026-11-08T13:00Z", 0, 1, 1, "", 0, 0, "",
+        # IAM's side is the later of RoleLastUsed and the services' last access (logs at 23:00)
+        (LAMBDA_ROLE, "2026-11-08T13:00Z", "2026-11-08T23:00Z", "2026-11-08T23:00Z", 0, 1, 1, "", 0, 0, "",
          "lambda.amazonaws.com (4)", "", "", ""),
         (SUPPORT_ROLE, None, None, None, None, None, None, "", 0, 0, "", "", "", "", ""),
     ], columns=cols)
