@@ -33,13 +33,17 @@ h2{font-size:18px;margin:28px 0 8px;border-bottom:2px solid var(--line);padding-
 .card .k{color:var(--mute);font-size:12px}
 .card.warn .v{color:var(--fail)}
 .note{background:#fff8e1;border-left:4px solid #f9a825;padding:6px 10px;margin:8px 0}
-table{border-collapse:collapse;width:100%;margin:6px 0 14px;font-size:12.5px}
+.scroll{overflow-x:auto;margin:6px 0 14px}
+table{border-collapse:collapse;min-width:100%;font-size:12.5px}
 th,td{border:1px solid var(--line);padding:4px 6px;text-align:left;vertical-align:top}
 th{background:var(--bg);cursor:pointer;position:sticky;top:0;white-space:nowrap}
 th[aria-sort=ascending]::after{content:" \\25B2"}
 th[aria-sort=descending]::after{content:" \\25BC"}
 td.n{text-align:right;font-variant-numeric:tabular-nums}
-td{word-break:break-word;max-width:420px}
+td{overflow-wrap:anywhere;max-width:420px}
+td.w{min-width:240px}
+td.nw{white-space:nowrap;min-width:0}
+td.n{min-width:0}
 tr.remove td:first-child{border-left:4px solid var(--fail)}
 tr.tighten td:first-child{border-left:4px solid #f9a825}
 tr.keep td:first-child{border-left:4px solid var(--ok)}
@@ -50,9 +54,11 @@ figure{margin:0;border:1px solid var(--line);border-radius:6px;padding:6px}
 figcaption{font-size:12px;color:var(--mute)}
 details>summary{cursor:pointer;color:#1f4e99;margin:6px 0}
 .empty{color:var(--mute);font-style:italic}
+@page{size:A4 landscape;margin:10mm}
 @media print{
+ .scroll{overflow:visible}
  header{background:none;color:#000;padding:0}header p{color:#000}
- th{position:static}table{font-size:8pt}td{max-width:none}
+ th{position:static}table{font-size:7pt}td{max-width:none}
  thead{display:table-header-group}tr{break-inside:avoid}
  h2{break-after:avoid}section{break-before:auto}
  .charts{grid-template-columns:repeat(2,1fr)}
@@ -84,19 +90,24 @@ _NUMERIC = {"int64", "Int64", "float64"}
 def html_table(name: str, df: pd.DataFrame, *, row_class: str | None = None, extra: dict[str, list[str]] | None = None) -> str:
     if df.empty:
         return f'<p class="empty" id="t-{name}">none</p>'
-    numeric = [str(df[c].dtype) in _NUMERIC for c in df.columns]
+    rows = text_rows(df)
     extra = extra or {}
+    # numbers right-aligned; short values (ids, dates, yes/no) kept on one line; long ones wrap
+    tds = []
+    for j, c in enumerate(df.columns):
+        longest = max((len(r[j]) for r in rows), default=0)
+        cls = "n" if str(df[c].dtype) in _NUMERIC else "nw" if longest <= 28 else "w"
+        tds.append(f'<td class="{cls}">')
     head = "".join(f"<th>{escape(h)}</th>" for h in [*extra, *df.columns])
     classes = df[row_class].astype(str).tolist() if row_class else None
-    out = [f'<table class="sortable" id="t-{name}"><thead><tr>{head}</tr></thead><tbody>']
+    out = [f'<div class="scroll"><table class="sortable" id="t-{name}"><thead><tr>{head}</tr></thead><tbody>']
     extra_cols = list(extra.values())
-    for i, row in enumerate(text_rows(df)):
+    for i, row in enumerate(rows):
         cls = f' class="{escape(classes[i])}"' if classes else ""
         pre = "".join(f"<td>{col[i]}</td>" for col in extra_cols)  # trusted markup (charts)
-        cells = "".join(f'<td class="n">{escape(v)}</td>' if num else f"<td>{escape(v)}</td>"
-                        for v, num in zip(row, numeric, strict=True))
+        cells = "".join(f"{td}{escape(v)}</td>" for v, td in zip(row, tds, strict=True))
         out.append(f"<tr{cls}>{pre}{cells}</tr>")
-    out.append("</tbody></table>")
+    out.append("</tbody></table></div>")
     return "".join(out)
 
 
@@ -196,7 +207,8 @@ def render_html(tables: ReviewTables) -> str:
         f'<p>Accounts: {escape(", ".join(m["accounts"]) or "none")} · previous report: {escape(prev)}</p></header>',
         "<main>", notes,
         '<section id="summary"><h2>Summary</h2>'
-        f'<div class="cards">{cards}</div>{html_table("summary", s["summary"])}</section>',
+        f'<div class="cards">{cards}</div><details><summary>summary as a table</summary>'
+        f'{html_table("summary", s["summary"])}</details></section>',
         f'<section id="changes"><h2>{SECTIONS["changes"][0]}</h2>{html_table("changes", s["changes"])}</section>',
         f'<section id="top_principals"><h2>{SECTIONS["top_principals"][0]}</h2>'
         f'{html_table("top_principals", s["top_principals"])}</section>',

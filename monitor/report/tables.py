@@ -42,14 +42,14 @@ SECTIONS: dict[str, tuple[str, dict[str, str]]] = {
     "findings_by_detector": ("Open findings by detector and severity",
                              {"detector": "string", "severity": "string", "findings": "int64"}),
     "roles": ("Roles", {
-        "account_id": "string", "role_name": "string", "role_arn": "string", "cross_account": "bool",
+        "account_id": "string", "role_name": "string", "role_arn": "string",
+        "recommendation": "string", "recommendation_detail": "string", "cross_account": "bool",
         "trusted_principals": "int64", "may_assume": "string", "external_id_required": "boolean",
         "mfa_required": "boolean", "trust_limits": "string", "principals_used": "int64",
         "who_assumed": "string", "assumptions": "int64", "failures": "int64",
         "last_used_cloudtrail": TS, "last_used_iam": TS, "last_used": TS, "days_since_used": "Int64",
         "unused": "bool", "services_granted": "Int64", "services_used": "Int64", "services_unused": "string",
         "analyzer_findings": "int64", "open_findings": "int64", "top_severity": "string",
-        "recommendation": "string", "recommendation_detail": "string",
         "reviewer": "string", "decision": "string", "review_date": "string"}),
     "trust": ("Who may assume each role (trust policy)", {
         "account_id": "string", "role_arn": "string", "principal": "string", "principal_kind": "string",
