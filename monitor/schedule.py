@@ -192,15 +192,17 @@ class Service:
         if importlib.util.find_spec("monitor.report.command") is None:
             log.info("report job skipped: the access-review report is not part of this build")
             return JobOutcome("skipped", {"reason": "monitor.report.command not available"})
-        from monitor.report.command import cmd_report
+        from monitor.report.command import output_path, report_period, review_from_state, save_snapshot
+        from monitor.report.render import write_report
 
-        codes = {}
-        for fmt in self.config.report.formats:
-            args = argparse.Namespace(config=self.config.source_path, since=None, until=None, format=fmt,
-                                      output=None, account=[], trail=[], iam_snapshot=[])
-            codes[fmt] = int(cmd_report(args) or 0)
-        failed = [f for f, c in codes.items() if c not in (0, 3)]
-        return JobOutcome("failed" if failed else "ok", {"exit_codes": codes})
+        now = self.clock()
+        period = report_period(None, None, now, self.config.report.period_days)
+        tables = review_from_state(self.config, self.state, now=now, period=period)
+        save_snapshot(self.state, tables)
+        written = [str(write_report(tables, fmt, output_path(self.config, None, tables, fmt)))
+                   for fmt in self.config.report.formats]
+        log.info("access review written: %s", ", ".join(written))
+        return JobOutcome("ok", {"written": written, "since": tables.meta["since"], "until": tables.meta["until"]})
 
     def retention(self) -> JobOutcome:
         st = self.config.state

@@ -123,14 +123,14 @@ def test_retention_prunes_with_configured_days(state) -> None:
     assert list(state.load_events()["event_id"]) == ["new"]
 
 
-def test_missing_report_module_is_skipped_not_failed(state) -> None:
-    import importlib.util
-
-    if importlib.util.find_spec("monitor.report.command") is not None:
-        pytest.skip("report module present in this build")
-    out = Service(parse_config({}), state, clock=FakeClock(NOW)).run_job("report")
-    assert out.result == "skipped"
-    assert state.runs(job="report")[0]["status"] == "skipped"
+def test_report_job_writes_the_configured_formats(state, tmp_path: Path) -> None:
+    cfg = parse_config({"report": {"formats": ["md", "json"], "output_dir": str(tmp_path / "reports")}})
+    out = Service(cfg, state, clock=FakeClock(NOW)).run_job("report")
+    assert out.result == "ok", out.stats
+    written = sorted(Path(p).suffix for p in out.stats["written"])
+    assert written == [".json", ".md"]
+    assert all(Path(p).is_file() and Path(p).parent == tmp_path / "reports" for p in out.stats["written"])
+    assert out.stats["until"].startswith("2026-03-02T10:17:30")
 
 
 def test_metrics_count_runs_errors_and_last_success(state) -> None:
