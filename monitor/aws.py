@@ -14,7 +14,6 @@ from botocore.config import Config as BotoConfig
 
 from monitor.config import AwsConfig
 
-
 # (event name, handler) registered on every client `client()` creates: how benchmarks and metrics
 # count API calls per cycle (botocore event hooks, e.g. "before-call")
 _CLIENT_HOOKS: list[tuple[str, Callable[..., Any]]] = []
