@@ -67,6 +67,9 @@ def notify(findings: list[tuple[Finding, bool, Finding | None]], state: Any, con
     for name, cfg in configs.items():
         if cfg.digest:
             digest.flush(state, name, cfg.digest_period_hours, now)
+        else:
+            for item in state.outbox_items(["held"], notifier=name):  # digest switched off: send them one by one
+                state.outbox_mark(item.fingerprint, name, "pending", now)
     counts = deliver(state, notifiers, now)
     backlog = state.outbox_counts()
     return {

@@ -80,6 +80,10 @@ def deliver(state: Any, notifiers: Mapping[str, Notifier], now: datetime) -> Cou
     counts: Counter[str] = Counter()
     unhealthy: set[str] = set()
     items = sorted(state.outbox_items(QUEUED), key=lambda i: (i.attempts, i.id))
+    orphans = Counter(i.notifier for i in items if i.notifier not in notifiers)
+    for name, n in orphans.items():
+        log.warning("outbox: %d alert(s) for notifier %s, which is no longer configured; they stay queued "
+                    "until it is configured again", n, name)
     for item in items:
         notifier = notifiers.get(item.notifier)
         if notifier is None or item.notifier in unhealthy:
@@ -97,6 +101,7 @@ def deliver(state: Any, notifiers: Mapping[str, Notifier], now: datetime) -> Cou
                 state.outbox_mark(item.fingerprint, item.notifier, "sending", now)  # committed before the send
                 receipt = notifier.send(message)
                 counts["sent"] += 1
+                log.info("notifier %s: sent %s alert for %s", item.notifier, message.kind, item.fingerprint)
             state.outbox_mark(item.fingerprint, item.notifier, "sent", now, receipt=receipt)
         except DeliveryError as exc:
             _failed(state, item, str(exc), now, counts)

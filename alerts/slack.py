@@ -20,7 +20,7 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from alerts.base import DeliveryError, Message, Notifier
+from alerts.base import DeliveryError, HttpNotifier, Message
 from alerts.blocks import message_blocks
 from alerts.render import plain_text
 from alerts.retry import Sleep, describe, retry_handlers
@@ -62,17 +62,15 @@ def _failure(what: str, exc: Exception) -> DeliveryError:
     return DeliveryError(redact_text(f"{what}: {describe(exc)}"), transient=True)
 
 
-class SlackNotifier(Notifier):
+class SlackNotifier(HttpNotifier):
     type = "slack"
     can_verify = True
+    cfg: SlackNotifierConfig
 
     def __init__(self, name: str, cfg: SlackNotifierConfig, *, state: Any, default_region: str,
                  sleep: Sleep = time.sleep) -> None:
-        super().__init__(name)
-        self.cfg = cfg
-        self.state = state
-        self.default_region = default_region
-        self.sleep = sleep
+        super().__init__(name, cfg, default_region=default_region, sleep=sleep)
+        self.state = state  # remembers channel IDs for looking messages up
         self._client: WebClient | None = None
 
     @property

@@ -33,14 +33,13 @@ def target_url(cfg: Any, what: str) -> str:
 class SlackWebhookNotifier(HttpNotifier):
     type = "slack_webhook"
     cfg: SlackWebhookConfig
-    zone = "UTC"
 
     def send(self, message: Message) -> dict[str, Any]:
         what = f"notifier {self.name}"
         client = WebhookClient(target_url(self.cfg, what), timeout=10, retry_handlers=retry_handlers(sleep=self.sleep))
         body = redact({
-            "text": plain_text(message, zone=self.zone, default_region=self.default_region),
-            "blocks": message_blocks(message, zone=self.zone, default_region=self.default_region),
+            "text": plain_text(message, zone=self.cfg.timezone, default_region=self.default_region),
+            "blocks": message_blocks(message, zone=self.cfg.timezone, default_region=self.default_region),
             "unfurl_links": False,
             "unfurl_media": False,
         })

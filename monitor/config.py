@@ -281,13 +281,8 @@ class _NotifierBase(_Model):
         return names
 
 
-class SlackNotifier(_NotifierBase):
-    type: Literal["slack"]
-    channel: str
-    token_env: str | None = "SLACK_BOT_TOKEN"
-    token: SecretRef | None = None
-    api_url: str = "https://slack.com/api/"
-    timezone: str = "UTC"  # messages show times in UTC and in this zone
+class _Zoned(_Model):
+    timezone: str = "UTC"  # Slack messages show times in UTC and in this zone
 
     @field_validator("timezone")
     @classmethod
@@ -301,6 +296,14 @@ class SlackNotifier(_NotifierBase):
         return zone
 
 
+class SlackNotifier(_NotifierBase, _Zoned):
+    type: Literal["slack"]
+    channel: str
+    token_env: str | None = "SLACK_BOT_TOKEN"
+    token: SecretRef | None = None
+    api_url: str = "https://slack.com/api/"
+
+
 class _UrlTarget(_Model):
     url: str | None = None
     url_env: str | None = None  # name of the env var holding the URL (webhook URLs are secrets)
@@ -312,7 +315,7 @@ class _UrlTarget(_Model):
         return self
 
 
-class SlackWebhookNotifier(_NotifierBase, _UrlTarget):
+class SlackWebhookNotifier(_NotifierBase, _UrlTarget, _Zoned):
     type: Literal["slack_webhook"]
 
 

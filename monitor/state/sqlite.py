@@ -249,6 +249,10 @@ class SqliteState(ReentrantTransactions):
             cur = self._exec("DELETE FROM coverage WHERE run_id IN (SELECT run_id FROM runs WHERE started_at < ?)",
                              (iso(now - timedelta(days=findings_days)),))
             out["coverage"] = cur.rowcount
+            # a delivered alert is remembered as long as its finding: older ones may alert afresh
+            cur = self._exec("DELETE FROM outbox WHERE status='sent' AND updated_at < ?",
+                             (iso(now - timedelta(days=findings_days)),))
+            out["outbox"] = cur.rowcount
         return out
 
     # ------------------------------------------------------------------ coverage and runs

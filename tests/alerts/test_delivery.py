@@ -112,22 +112,49 @@ class CrashAfterSend(SlackNotifier):
         raise Crash
 
 
-def test_crash_between_send_and_commit_does_not_duplicate(slack: SlackStandin, tmp_path: Path, sleeps) -> None:  # noqa: ANN001
-    config = slack_config(slack)
-    cfg = config.notifiers[0]
-    first = SqliteState(tmp_path / "state.db")
-    crashing = {NAME: CrashAfterSend(NAME, cfg, state=first, default_region="us-east-1", sleep=sleeps)}
-    with pytest.raises(Crash):
-        cycle([make_finding()], first, config, sleeps, notifiers=crashing)
-    first.close()
+CRASHING_RUN = """
+import os, sys
+from alerts.dispatch import notify
+from alerts.slack import SlackNotifier
+from monitor.config import parse_config
+from monitor.state.sqlite import SqliteState
+from tests.alerts.conftest import NOW, make_finding
+
+class DieAfterSend(SlackNotifier):
+    def send(self, message):
+        super().send(message)
+        os._exit(9)  # killed after Slack took the message, before the outbox commit
+
+api_url, db = sys.argv[1:]
+config = parse_config({"notifiers": [{"type": "slack", "channel": "#security-alerts", "api_url": api_url}]})
+state = SqliteState(db)
+name = "slack:#security-alerts"
+notifier = DieAfterSend(name, config.notifiers[0], state=state, default_region="us-east-1", sleep=lambda s: None)
+notify([(make_finding(), True, None)], state, config, NOW, notifiers={name: notifier})
+"""
+
+
+def test_process_killed_between_send_and_commit_does_not_duplicate(slack: SlackStandin, tmp_path: Path,  # noqa: ANN001
+                                                                    sleeps) -> None:
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    db = tmp_path / "state.db"
+    env = {**os.environ, "SLACK_BOT_TOKEN": slack.token, "PYTHONPATH": str(repo)}
+    proc = subprocess.run([sys.executable, "-c", CRASHING_RUN, slack.api_url, str(db)], cwd=repo, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 9, proc.stderr
     assert len(slack.messages) == 1
 
-    restarted = SqliteState(tmp_path / "state.db")  # a new process on the same state file
+    restarted = SqliteState(db)  # the next run on the same state file
     assert restarted.outbox_get("f" * 32, NAME).status == "sending"
-    counts = cycle([make_finding()], restarted, config, sleeps, now=NOW + timedelta(minutes=5))
+    counts = cycle([make_finding()], restarted, slack_config(slack), sleeps, now=NOW + timedelta(minutes=5))
     assert counts["recovered"] == 1 and counts["sent"] == 0
     assert len(slack.messages) == 1
-    assert restarted.outbox_get("f" * 32, NAME).status == "sent"
+    item = restarted.outbox_get("f" * 32, NAME)
+    assert item.status == "sent" and item.receipt["ts"] == slack.messages[0].ts
     restarted.close()
 
 

@@ -99,3 +99,12 @@ def test_notifier_names_must_be_unique_and_detectors_known() -> None:
         parse_config({"notifiers": [{"type": "console", "detectors": ["off_hour"]}]})
     with pytest.raises(ConfigError, match=r"notifiers\[0\]\.timezone: unknown time zone"):
         parse_config({"notifiers": [{"type": "slack", "channel": "#a", "timezone": "Mars/Olympus"}]})
+
+
+def test_switching_digest_off_releases_held_findings(slack: SlackStandin, state, sleeps) -> None:  # noqa: ANN001
+    config = routing_config(slack)
+    cycle(config, state, sleeps, [make_finding(fingerprint="2" * 32, severity="low", title="Held one")], NOW)
+    config.notifiers[1].digest = False
+    counts = cycle(config, state, sleeps, [], NOW + timedelta(minutes=5))
+    assert counts["sent"] == 1 and counts["held"] == 0
+    assert slack.messages[0].text.startswith("🟡 LOW: Held one")
