@@ -173,8 +173,7 @@ class StateStore(Protocol):
     def outbox_mark(self, fingerprint: str, notifier: str, status: str, now: datetime, *,
                     error: str | None = None, receipt: dict[str, Any] | None = None) -> None: ...
     # `sending` counts an attempt; `sent` stamps sent_at and keeps the receipt
-    def outbox_counts(self) -> dict[str, int]: ...  # status -> rows
-    def outbox_backlog(self) -> int: ...  # rows still to deliver (pending, failed, sending); digests' held excluded
+    def outbox_counts(self) -> dict[str, int]: ...  # status -> rows (the backlog for `status`)
 
     # -- small JSON documents: baselines, caches, Slack thread ts, report snapshots
     def get_json(self, namespace: str, key: str) -> Any | None: ...

@@ -249,10 +249,6 @@ class SqliteState(ReentrantTransactions):
             cur = self._exec("DELETE FROM coverage WHERE run_id IN (SELECT run_id FROM runs WHERE started_at < ?)",
                              (iso(now - timedelta(days=findings_days)),))
             out["coverage"] = cur.rowcount
-            # a delivered alert is remembered as long as its finding: older ones may alert afresh
-            cur = self._exec("DELETE FROM outbox WHERE status='sent' AND updated_at < ?",
-                             (iso(now - timedelta(days=findings_days)),))
-            out["outbox"] = cur.rowcount
         return out
 
     # ------------------------------------------------------------------ coverage and runs
@@ -419,10 +415,6 @@ class SqliteState(ReentrantTransactions):
 
     def outbox_counts(self) -> dict[str, int]:
         return dict(self._exec("SELECT status, COUNT(*) FROM outbox GROUP BY status").fetchall())
-
-    def outbox_backlog(self) -> int:
-        counts = self.outbox_counts()
-        return sum(counts.get(s, 0) for s in ("pending", "failed", "sending"))
 
 
 def _outbox_item(row: tuple[Any, ...]) -> OutboxItem:

@@ -21,14 +21,14 @@ def test_put_mark_and_rearm(state: SqliteState) -> None:
     # refreshing a queued row keeps its attempt count: the next try still checks for an earlier delivery
     state.outbox_put("fp", "slack:#a", {"v": 2}, "failed", NOW)
     assert state.outbox_get("fp", "slack:#a").attempts == 1
-    assert state.outbox_backlog() == 1
+    assert state.outbox_counts() == {"failed": 1}
 
     later = NOW + timedelta(minutes=5)
     state.outbox_mark("fp", "slack:#a", "sending", later)
     state.outbox_mark("fp", "slack:#a", "sent", later, receipt={"ts": "1.1"})
     item = state.outbox_get("fp", "slack:#a")
     assert (item.status, item.attempts, item.sent_at, item.receipt) == ("sent", 2, "2026-03-02T09:35:00Z", {"ts": "1.1"})
-    assert state.outbox_backlog() == 0
+    assert state.outbox_counts() == {"sent": 1}
 
     # re-arming a sent row (a re-alert) starts a fresh delivery but keeps the receipt (the thread)
     state.outbox_put("fp", "slack:#a", {"v": 3}, "pending", later)

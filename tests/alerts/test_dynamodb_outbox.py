@@ -1,0 +1,52 @@
+"""The delivery rules on the DynamoDB state backend (moto over HTTP): the outbox behaves the same."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from alerts.dispatch import build_notifiers, notify
+from monitor.config import Config
+from monitor.state import open_state
+from tests.alerts.conftest import NOW, make_finding
+from tests.slack_standin import SlackStandin
+
+
+@pytest.fixture
+def dynamo_config(moto_server: str, slack: SlackStandin) -> Config:
+    return Config.model_validate({
+        "state": {"backend": "dynamodb", "dynamodb_table": f"rolewatch-{uuid.uuid4().hex[:8]}"},
+        "aws": {"region": "us-east-1", "endpoint_url": moto_server, "max_attempts": 3},
+        "notifiers": [{"type": "slack", "channel": "#security-alerts", "api_url": slack.api_url}],
+    })
+
+
+@pytest.fixture
+def dynamo_state(dynamo_config: Config) -> Iterator[Any]:
+    st = open_state(dynamo_config)
+    yield st
+    st.close()
+
+
+def test_outage_then_lost_response_on_dynamodb(slack: SlackStandin, dynamo_config: Config, dynamo_state: Any,
+                                               sleeps) -> None:  # noqa: ANN001
+    def cycle(findings: list, minutes: int) -> dict[str, int]:
+        return notify([(f, True, None) for f in findings], dynamo_state, dynamo_config,
+                      NOW + timedelta(minutes=minutes), notifiers=build_notifiers(dynamo_config, dynamo_state,
+                                                                                  sleep=sleeps))
+
+    slack.down = True
+    assert cycle([make_finding()], 0)["queued"] == 1
+    slack.down = False
+    slack.drop_next(method="chat.postMessage", after_processing=True)  # posted, answer lost
+    assert cycle([], 5)["failed"] == 1 and len(slack.messages) == 1
+    counts = cycle([make_finding()], 10)
+    assert counts["recovered"] == 1 and counts["sent"] == 0 and len(slack.messages) == 1
+    # severity rise: a reply in the thread, found through the receipt kept in DynamoDB
+    cycle([make_finding(severity="critical")], 15)
+    assert len(slack.messages) == 2 and slack.messages[1].thread_ts == slack.messages[0].ts
+    assert dynamo_state.outbox_counts() == {"sent": 1}
