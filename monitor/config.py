@@ -379,7 +379,15 @@ class ReportConfig(_Model):
     formats: list[Literal["html", "md", "csv", "xlsx", "json"]] = Field(default_factory=lambda: ["html"])
     output_dir: str | None = "reports"
     s3_uri: str | None = None  # s3://bucket/prefix/ (SSE on)
+    s3_kms_key_id: str | None = None  # SSE-KMS with this key; default SSE-S3 (AES256)
     slack_notifiers: list[str] = Field(default_factory=list)  # notifier names that get the summary
+
+    @field_validator("s3_uri")
+    @classmethod
+    def _s3_uri(cls, uri: str | None) -> str | None:
+        if uri is not None and (not uri.startswith("s3://") or not uri[5:].split("/")[0]):
+            raise ValueError("expected s3://bucket/prefix/")
+        return uri
 
 
 class LoggingConfig(_Model):
@@ -418,6 +426,15 @@ class Config(_Model):
     @classmethod
     def _unique_source_names(cls, sources: list[Any]) -> list[Any]:
         return _require_unique(sources, source_id, "sources")
+
+    @model_validator(mode="after")
+    def _report_notifiers_exist(self) -> Config:
+        names = {notifier_id(n) for n in self.notifiers}
+        missing = [n for n in self.report.slack_notifiers if n not in names]
+        if missing:
+            raise ValueError(f"report.slack_notifiers: no notifier named {missing[0]!r} "
+                             f"(known: {', '.join(sorted(names)) or 'none'})")
+        return self
 
     def resolve_path(self, p: str) -> Path:
         path = Path(os.path.expanduser(p))

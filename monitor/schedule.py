@@ -189,20 +189,14 @@ class Service:
         return JobOutcome("ok", {"result": _jsonable(result)})
 
     def report(self) -> JobOutcome:
-        if importlib.util.find_spec("monitor.report.command") is None:
+        if importlib.util.find_spec("monitor.report.delivery") is None:
             log.info("report job skipped: the access-review report is not part of this build")
-            return JobOutcome("skipped", {"reason": "monitor.report.command not available"})
-        from monitor.report.command import output_path, report_period, review_from_state, save_snapshot
-        from monitor.report.render import write_report
+            return JobOutcome("skipped", {"reason": "monitor.report.delivery not available"})
+        from monitor.report.delivery import run_scheduled_report
 
-        now = self.clock()
-        period = report_period(None, None, now, self.config.report.period_days)
-        tables = review_from_state(self.config, self.state, now=now, period=period)
-        save_snapshot(self.state, tables)
-        written = [str(write_report(tables, fmt, output_path(self.config, None, tables, fmt)))
-                   for fmt in self.config.report.formats]
-        log.info("access review written: %s", ", ".join(written))
-        return JobOutcome("ok", {"written": written, "since": tables.meta["since"], "until": tables.meta["until"]})
+        result = run_scheduled_report(self.config, self.state, now=self.clock())
+        outcome = "failed" if not result.delivered else "partial" if result.errors else "ok"
+        return JobOutcome(outcome, result.as_stats())
 
     def retention(self) -> JobOutcome:
         st = self.config.state
