@@ -177,11 +177,54 @@ class FailedAssumeRoleConfig(_DetectorBase):
     enumeration_roles: int = Field(default=3, ge=2)
 
 
+def _check_cidr(value: str) -> str:
+    import ipaddress
+
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError(f"not a CIDR or IP address: {value!r}") from None
+    return value
+
+
+def _check_hours(value: str) -> str:
+    import re
+
+    if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-4]):[0-5]\d", value):
+        raise ValueError(f"expected HH:MM-HH:MM, got {value!r}")
+    return value
+
+
+def _check_timezone(value: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown IANA time zone {value!r}") from None
+    return value
+
+
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _check_days(value: list[str]) -> list[str]:
+    bad = [d for d in value if d.lower() not in _WEEKDAYS]
+    if bad:
+        raise ValueError(f"unknown day {bad[0]!r}; use {', '.join(_WEEKDAYS)}")
+    return [d.lower() for d in value]
+
+
 class UnusualSourceIpConfig(_DetectorBase):
     learning_days: int = Field(default=14, ge=0)
     allowed_cidrs: list[str] = Field(default_factory=list)
     ipv4_prefix: int = Field(default=24, ge=0, le=32)
     ipv6_prefix: int = Field(default=64, ge=0, le=128)
+
+    @field_validator("allowed_cidrs")
+    @classmethod
+    def _cidrs(cls, v: list[str]) -> list[str]:
+        return [_check_cidr(c) for c in v]
 
 
 class OffHoursOverride(_Model):
@@ -189,6 +232,10 @@ class OffHoursOverride(_Model):
     timezone: str | None = None
     business_hours: str | None = None
     business_days: list[str] | None = None
+
+    _tz = field_validator("timezone")(lambda cls, v: v if v is None else _check_timezone(v))
+    _hours = field_validator("business_hours")(lambda cls, v: v if v is None else _check_hours(v))
+    _days = field_validator("business_days")(lambda cls, v: v if v is None else _check_days(v))
 
 
 class OffHoursConfig(_DetectorBase):
@@ -198,6 +245,22 @@ class OffHoursConfig(_DetectorBase):
     holidays: list[str] = Field(default_factory=list)  # ISO dates, local to `timezone`
     exempt_principals: list[str] = Field(default_factory=list)  # ARN globs
     overrides: list[OffHoursOverride] = Field(default_factory=list)
+
+    _tz = field_validator("timezone")(lambda cls, v: _check_timezone(v))
+    _hours = field_validator("business_hours")(lambda cls, v: _check_hours(v))
+    _days = field_validator("business_days")(lambda cls, v: _check_days(v))
+
+    @field_validator("holidays")
+    @classmethod
+    def _holidays(cls, v: list[str]) -> list[str]:
+        from datetime import date
+
+        for d in v:
+            try:
+                date.fromisoformat(d)
+            except ValueError:
+                raise ValueError(f"not an ISO date (YYYY-MM-DD): {d!r}") from None
+        return v
 
 
 class UnusedRoleConfig(_DetectorBase):
@@ -249,6 +312,30 @@ class AllowlistEntry(_Model):
     owner: str
     reason: str
     expires: str  # ISO date or datetime
+
+    @field_validator("cidr")
+    @classmethod
+    def _cidr(cls, v: str | None) -> str | None:
+        return v if v is None else _check_cidr(v)
+
+    @field_validator("expires")
+    @classmethod
+    def _expires(cls, v: str) -> str:
+        from monitor.events.normalise import parse_event_time
+
+        if parse_event_time(v if "T" in v else v + "T00:00:00Z") is None:
+            raise ValueError(f"not an ISO date or datetime: {v!r}")
+        return v
+
+    @field_validator("detectors")
+    @classmethod
+    def _detectors(cls, v: list[str] | None) -> list[str] | None:
+        from monitor.findings import DETECTORS
+
+        bad = [d for d in v or [] if d not in DETECTORS]
+        if bad:
+            raise ValueError(f"unknown detector {bad[0]!r}")
+        return v
 
     @model_validator(mode="after")
     def _has_matcher(self) -> AllowlistEntry:

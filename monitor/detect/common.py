@@ -1,0 +1,269 @@
+"""What every detector needs: one row per call, caller classes, bursts, globs, and group summaries.
+
+All of it works on whole columns (groupby, unique values), never row by row over the event table.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import ipaddress
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from monitor.events.merge import merge_shared_copies, one_row_per_call
+from monitor.events.schema import coerce
+from monitor.findings import MAX_EVENT_IDS, Finding
+
+UNKNOWN_PRINCIPAL = "unknown"
+_LIST_CAP = 20  # details lists (source IPs, user agents) stay readable
+
+
+def prepare(events: pd.DataFrame) -> pd.DataFrame:
+    """The frame every detector reads: typed, one row per event ID and per call, in time order."""
+    df = coerce(events)
+    if df.empty:
+        return df
+    df = df.drop_duplicates("event_id")
+    df = one_row_per_call(merge_shared_copies(df))
+    df = df.sort_values(["event_time", "event_id"], kind="stable", na_position="last").reset_index(drop=True)
+    return df
+
+
+def timed(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows that carry an event time (the time-based detectors cannot place the others)."""
+    return df[df["event_time"].notna()]
+
+
+def is_service_caller(df: pd.DataFrame) -> pd.Series:
+    """AWS services assuming their roles: not people, never off-hours or unusual."""
+    return (df["principal_type"].eq("AWSService").fillna(False) | df["principal_service"].notna()).astype(bool)
+
+
+def principal_of(df: pd.DataFrame) -> pd.Series:
+    """The caller as detectors group and baseline it.
+
+    `principal_key` (ARN, else service, else account:principal-id), except for an assumed-role
+    session: its session name is often random (CI jobs, SDK defaults), so the role behind the
+    session is the principal. IAM Identity Center sessions keep their name: it is the person.
+    """
+    key = df["principal_key"].fillna(df["principal_arn"]).fillna(UNKNOWN_PRINCIPAL).astype(str)
+    behind = df["principal_role_arn"]
+    use_role = (
+        df["principal_type"].eq("AssumedRole").fillna(False)
+        & behind.notna()
+        & ~behind.fillna("").str.contains(":role/(?:aws-reserved/sso.amazonaws.com/.*)?AWSReservedSSO_", regex=True)
+    ).astype(bool)
+    return key.where(~use_role, behind.astype(str))
+
+
+def role_of(df: pd.DataFrame) -> pd.Series:
+    return df["role_arn"].fillna("").astype(str)
+
+
+def glob_mask(values: pd.Series, patterns: Iterable[str]) -> pd.Series:
+    """values matching any glob (evaluated once per distinct value)."""
+    pats = list(patterns)
+    if not pats or values.empty:
+        return pd.Series(False, index=values.index)
+    uniq = pd.Series(values.dropna().unique())
+    hit = {v: any(fnmatch.fnmatchcase(str(v), p) for p in pats) for v in uniq}
+    return values.map(hit).fillna(False).astype(bool)
+
+
+def network_of(ips: pd.Series, v4_prefix: int, v6_prefix: int) -> pd.Series:
+    """IP address -> its network (`/24`, `/64` by default), computed once per distinct address."""
+    uniq = ips.dropna().unique()
+    nets: dict[str, str | None] = {}
+    for ip in uniq:
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
+            nets[ip] = None
+            continue
+        prefix = v4_prefix if addr.version == 4 else v6_prefix
+        nets[ip] = str(ipaddress.ip_network(f"{addr}/{prefix}", strict=False))
+    return ips.map(nets)
+
+
+def in_cidrs(ips: pd.Series, cidrs: Iterable[str]) -> pd.Series:
+    nets = [ipaddress.ip_network(c, strict=False) for c in cidrs]
+    if not nets or ips.empty:
+        return pd.Series(False, index=ips.index)
+    hit = {}
+    for ip in ips.dropna().unique():
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
+            hit[ip] = False
+            continue
+        hit[ip] = any(addr.version == n.version and addr in n for n in nets)
+    return ips.map(hit).fillna(False).astype(bool)
+
+
+def group_key(keys: pd.DataFrame) -> pd.Series:
+    """Several key columns -> one string key per row."""
+    cols = [keys[c].astype(str) for c in keys.columns]
+    out = cols[0]
+    for c in cols[1:]:
+        out = out + "\x1f" + c
+    return out
+
+
+def bursts(keys: pd.DataFrame, times: pd.Series, gap: timedelta) -> pd.Series:
+    """Burst id per row: within one key, a new burst starts after a silence longer than `gap`.
+
+    Ids are "<key>#<burst start ISO>", so they depend only on the data of the burst, never on
+    the run that saw it.
+    """
+    if keys.empty:
+        return pd.Series([], dtype=object, index=keys.index)
+    order = pd.DataFrame({"k": group_key(keys), "t": times}).sort_values(["k", "t"], kind="stable")
+    new_group = order["k"].ne(order["k"].shift())
+    new_burst = new_group | (order["t"].diff() > pd.Timedelta(gap))
+    burst_no = new_burst.cumsum()
+    start = order["t"].groupby(burst_no).transform("min")
+    ident = order["k"] + "#" + start.dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return ident.reindex(keys.index)
+
+
+def max_in_window(df: pd.DataFrame, group: pd.Series, window: timedelta) -> pd.Series:
+    """Per group: the most events inside any window of `window` length (both ends inclusive)."""
+    if df.empty:
+        return pd.Series(dtype="int64")
+    frame = pd.DataFrame({"g": group.values, "t": df["event_time"].values, "one": 1}).sort_values(["g", "t"])
+    counts = frame.groupby("g").rolling(pd.Timedelta(window), on="t", closed="both")["one"].sum()
+    return counts.groupby(level=0).max().astype("int64")
+
+
+def max_distinct_in_window(df: pd.DataFrame, group: pd.Series, item: pd.Series, window: timedelta) -> pd.Series:
+    """Per group: the most distinct `item`s seen inside any window of `window` length.
+
+    Each item is "present" from each of its events to `window` later; the largest number of
+    items present at once (a sweep over +1/-1 edges) is the answer. Vectorised, exact.
+    """
+    if df.empty:
+        return pd.Series(dtype="int64")
+    w = pd.Timedelta(window)
+    frame = pd.DataFrame({"g": group.values, "i": item.astype(str).values, "t": df["event_time"].values})
+    frame = frame.sort_values(["g", "i", "t"])
+    new = frame["g"].ne(frame["g"].shift()) | frame["i"].ne(frame["i"].shift()) | (frame["t"].diff() > w)
+    seg = new.cumsum()
+    spans = frame.groupby(seg).agg(g=("g", "first"), start=("t", "min"), end=("t", "max"))
+    spans["end"] = spans["end"] + w
+    # at equal times a start counts before an end: the window is inclusive at both ends
+    edges = pd.concat(
+        [
+            pd.DataFrame({"g": spans["g"], "t": spans["start"], "d": 1, "o": 0}),
+            pd.DataFrame({"g": spans["g"], "t": spans["end"], "d": -1, "o": 1}),
+        ]
+    ).sort_values(["g", "t", "o"], kind="stable")
+    edges["n"] = edges.groupby("g")["d"].cumsum()
+    return edges.groupby("g")["n"].max().astype("int64")
+
+
+def summarise(df: pd.DataFrame, group: pd.Series) -> pd.DataFrame:
+    """One row per group with what a finding needs (first/last seen, count, capped event ids, ...)."""
+    g = group.rename("_g")
+    work = df.assign(_g=g.values)
+    grouped = work.groupby("_g", sort=True)
+    out = grouped.agg(
+        first_seen=("event_time", "min"),
+        last_seen=("event_time", "max"),
+        count=("event_id", "size"),
+        role_arn=("role_arn", "first"),
+        role_account_id=("role_account_id", "first"),
+        account_id=("account_id", "first"),
+        principal_arn=("principal_arn", "first"),
+        principal_key=("principal_key", "first"),
+        principal_id=("principal_id", "first"),
+        principal_account_id=("principal_account_id", "first"),
+        principal_type=("principal_type", "first"),
+        source_ip=("source_ip", "first"),
+        is_cross_account=("is_cross_account", "max"),
+    )
+    ids = work.sort_values(["_g", "event_id"]).groupby("_g").head(MAX_EVENT_IDS)
+    out["event_ids"] = ids.groupby("_g")["event_id"].agg(list)
+    out["source_ips"] = grouped["source_ip"].agg(_capped_unique)
+    out["user_agents"] = grouped["user_agent"].agg(_capped_unique)
+    out["event_names"] = grouped["event_name"].agg(_capped_unique)
+    out["error_codes"] = grouped["error_code"].agg(_capped_unique)
+    return out
+
+
+def _capped_unique(s: pd.Series) -> list[str]:
+    return sorted(str(v) for v in s.dropna().unique())[:_LIST_CAP]
+
+
+def na(value: Any) -> Any:
+    """pandas missing values -> None, numpy scalars -> Python."""
+    if value is None:
+        return None
+    if isinstance(value, list | dict):
+        return value
+    try:
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def base_details(row: Any) -> dict[str, Any]:
+    """Details every event-based finding carries: who (when no ARN), from where, with what."""
+    details: dict[str, Any] = {}
+    if na(row.principal_arn) is None:
+        details["principal_id"] = na(row.principal_id)
+        details["principal_account_id"] = na(row.principal_account_id)
+    details["principal"] = na(row.principal_key)
+    details["principal_type"] = na(row.principal_type)
+    details["source_ips"] = list(row.source_ips)
+    details["user_agents"] = list(row.user_agents)
+    if na(row.is_cross_account):
+        details["cross_account"] = True
+    return details
+
+
+def finding_account(row: Any) -> str | None:
+    return na(row.role_account_id) or na(row.account_id)
+
+
+def who(row: Any) -> str:
+    """Short human name of the caller for titles."""
+    arn = na(row.principal_arn)
+    if arn:
+        return arn.rsplit(":", 1)[-1]
+    pid, acct = na(row.principal_id), na(row.principal_account_id)
+    if pid and acct:
+        return f"{pid} in account {acct}"
+    if pid or acct:
+        return str(pid or f"account {acct}")
+    return na(row.principal_key) or UNKNOWN_PRINCIPAL
+
+
+def role_name(arn: str | None) -> str:
+    if not arn:
+        return "an unknown role"
+    return arn.rsplit("/", 1)[-1]
+
+
+def event_finding(detector: str, severity: str, title: str, fp: str, row: Any, details: dict[str, Any],
+                  **overrides: Any) -> Finding:
+    """A finding about a group of events, from a `summarise` row."""
+    fields: dict[str, Any] = dict(
+        account_id=finding_account(row),
+        role_arn=na(row.role_arn),
+        principal_arn=na(row.principal_arn),
+        source_ip=na(row.source_ip),
+        first_seen=row.first_seen,
+        last_seen=row.last_seen,
+        count=int(row.count),
+        event_ids=list(row.event_ids),
+    )
+    fields.update(overrides)
+    return Finding(detector=detector, severity=severity, title=title, fingerprint=fp, details=details, **fields)
