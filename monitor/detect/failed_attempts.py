@@ -9,6 +9,7 @@ each; the remaining failures become one finding per (principal, source, role) bu
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pandas as pd
 
@@ -28,7 +29,7 @@ from monitor.detect.common import (
     who,
 )
 from monitor.detect.context import DetectionContext
-from monitor.detect.trust import likely_cause, role_index
+from monitor.detect.trust import likely_cause
 from monitor.findings import Finding, fingerprint
 
 NAME = "failed_assume_role"
@@ -46,6 +47,10 @@ _FIRST_EVENT_COLUMNS = (
     "mfa_authenticated",
     "source_ip",
     "event_time",
+    "principal_type",
+    "principal_id",
+    "source_identity",
+    "role_session_name",
 )
 
 
@@ -57,7 +62,6 @@ def detect(events: pd.DataFrame, ctx: DetectionContext, cfg: FailedAssumeRoleCon
     window = timedelta(minutes=cfg.window_minutes)
     source = df["source_ip"].fillna(df["source_ip_raw"]).fillna("").astype(str)
     keys = pd.DataFrame({"principal": principal_of(df), "source_ip": source, "role": role_of(df)}, index=df.index)
-    index = role_index(ctx.posture) if ctx.posture.known else {}
     findings: list[Finding] = []
     left = pd.Series(True, index=df.index)
 
@@ -80,25 +84,25 @@ def detect(events: pd.DataFrame, ctx: DetectionContext, cfg: FailedAssumeRoleCon
         firsts = rest.assign(_b=burst.values).drop_duplicates("_b").set_index("_b")
         for row in summarise(rest, burst).itertuples():
             first = firsts.loc[row.Index]
-            findings.append(_burst_finding(row, int(peak[row.Index]), cfg, first, ctx, index))
+            findings.append(_burst_finding(row, int(peak[row.Index]), cfg, first, ctx))
     return findings
 
 
-def _causes(first: pd.Series, ctx: DetectionContext, index: dict) -> dict[str, str]:
+def _causes(first: pd.Series, ctx: DetectionContext) -> dict[str, str]:
     event = {c: na(first.get(c)) for c in _FIRST_EVENT_COLUMNS}
-    cause = likely_cause(event, ctx.posture, index)
+    cause = likely_cause(event, ctx.posture, ctx.now)
     return {"likely_cause": cause} if cause else {}
 
 
-def _burst_finding(row, peak: int, cfg: FailedAssumeRoleConfig, first: pd.Series, ctx: DetectionContext,
-                   index: dict) -> Finding:  # noqa: ANN001
+def _burst_finding(row: Any, peak: int, cfg: FailedAssumeRoleConfig, first: pd.Series,
+                   ctx: DetectionContext) -> Finding:
     high = peak >= cfg.burst_threshold
     details = base_details(row)
     details.update(
         max_in_window=peak,
         window_minutes=cfg.window_minutes,
         error_codes=list(row.error_codes),
-        **_causes(first, ctx, index),
+        **_causes(first, ctx),
     )
     n = int(row.count)
     return event_finding(

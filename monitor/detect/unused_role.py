@@ -15,10 +15,18 @@ import pandas as pd
 from monitor.config import UnusedRoleConfig
 from monitor.detect.common import timed
 from monitor.detect.context import DetectionContext
-from monitor.detect.trust import role_key, trusted_principals
+from monitor.detect.trust import trusted_principals
 from monitor.findings import Finding, fingerprint, iso
 
 NAME = "unused_role"
+
+
+def role_key(arn: str | None) -> str | None:
+    """account:name of a role ARN; requests and error messages often omit the role's path."""
+    if not arn or ":role/" not in arn:
+        return None
+    head, _, rest = arn.partition(":role/")
+    return f"{head.rsplit(':', 1)[-1]}:{rest.rsplit('/', 1)[-1]}"
 
 
 def _last_used_in_trail(events: pd.DataFrame, stored: dict[str, Any] | None) -> dict[str, pd.Timestamp]:
