@@ -25,6 +25,7 @@ _COLUMNS = (
     "caller_access_key_id",
     "source_identity",
     "role_arn",
+    "principal_key",
 )
 
 
@@ -62,7 +63,10 @@ def _origin(row: Any) -> tuple[str, dict[str, Any]] | None:
         return svc, {"type": "AWSService", "service": svc}
     if kind in ("SAMLUser", "WebIdentityUser"):
         via = "SAML" if kind == "SAMLUser" else "web identity"
-        who = _v(row, "principal_id") or "unknown user"
+        provider, key = _v(row, "identity_provider"), _v(row, "principal_key") or ""
+        # principal_key is "<provider>:<userName>" for federated callers: the readable name
+        who = (key[len(provider) + 1:] if provider and key.startswith(provider + ":") else None) \
+            or _v(row, "principal_id") or "unknown user"
         return f"{who} via {via}", {"type": kind, "provider": _v(row, "identity_provider"), "user": who}
     if kind == "AWSAccount" or (not arn and _v(row, "principal_account_id")):
         acct, pid = _v(row, "principal_account_id"), _v(row, "principal_id")

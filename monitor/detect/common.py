@@ -71,7 +71,7 @@ def glob_mask(values: pd.Series, patterns: Iterable[str]) -> pd.Series:
         return pd.Series(False, index=values.index)
     uniq = pd.Series(values.dropna().unique())
     hit = {v: any(fnmatch.fnmatchcase(str(v), p) for p in pats) for v in uniq}
-    return values.map(hit).fillna(False).astype(bool)
+    return values.map(hit).eq(True)
 
 
 def network_of(ips: pd.Series, v4_prefix: int, v6_prefix: int) -> pd.Series:
@@ -101,7 +101,7 @@ def in_cidrs(ips: pd.Series, cidrs: Iterable[str]) -> pd.Series:
             hit[ip] = False
             continue
         hit[ip] = any(addr.version == n.version and addr in n for n in nets)
-    return ips.map(hit).fillna(False).astype(bool)
+    return ips.map(hit).eq(True)
 
 
 def group_key(keys: pd.DataFrame) -> pd.Series:
@@ -134,7 +134,7 @@ def max_in_window(df: pd.DataFrame, group: pd.Series, window: timedelta) -> pd.S
     """Per group: the most events inside any window of `window` length (both ends inclusive)."""
     if df.empty:
         return pd.Series(dtype="int64")
-    frame = pd.DataFrame({"g": group.values, "t": df["event_time"].values, "one": 1}).sort_values(["g", "t"])
+    frame = pd.DataFrame({"g": group.to_numpy(), "t": df["event_time"].array, "one": 1}).sort_values(["g", "t"])
     counts = frame.groupby("g").rolling(pd.Timedelta(window), on="t", closed="both")["one"].sum()
     return counts.groupby(level=0).max().astype("int64")
 
@@ -148,7 +148,7 @@ def max_distinct_in_window(df: pd.DataFrame, group: pd.Series, item: pd.Series, 
     if df.empty:
         return pd.Series(dtype="int64")
     w = pd.Timedelta(window)
-    frame = pd.DataFrame({"g": group.values, "i": item.astype(str).values, "t": df["event_time"].values})
+    frame = pd.DataFrame({"g": group.to_numpy(), "i": item.astype(str).to_numpy(), "t": df["event_time"].array})
     frame = frame.sort_values(["g", "i", "t"])
     new = frame["g"].ne(frame["g"].shift()) | frame["i"].ne(frame["i"].shift()) | (frame["t"].diff() > w)
     seg = new.cumsum()

@@ -65,7 +65,7 @@ def detect(events: pd.DataFrame, ctx: DetectionContext,
         details = base_details(row)
         details.update(
             learning_days=cfg.learning_days,
-            known_principals=earlier.get(k["role"], [])[:20],
+            known_principals=[p for p in earlier.get(k["role"], []) if p != k["principal"]][:20],
         )
         findings.append(
             event_finding(

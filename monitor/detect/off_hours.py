@@ -107,7 +107,7 @@ def detect(events: pd.DataFrame, ctx: DetectionContext, cfg: OffHoursConfig) -> 
             in_hours = (sod >= sched.start_s) & (sod < sched.end_s)
         else:  # an overnight shift such as "22:00-06:00"
             in_hours = (sod >= sched.start_s) | (sod < sched.end_s)
-        workday = local.dt.weekday.isin(sched.days) & ~local.dt.date.isin(holidays)
+        workday = local.dt.day_of_week.isin(sched.days) & ~local.dt.date.isin(holidays)
         off[mask] = ~(in_hours & workday)
         local_day[mask] = local.dt.strftime("%Y-%m-%d")
     df = df[off]

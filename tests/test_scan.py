@@ -1,0 +1,114 @@
+"""`rolewatch scan`: exit codes, JSON Lines schema, snapshots, S3 over real HTTP (moto server)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from monitor.cli import main
+from monitor.findings import FINDING_FIELDS
+
+UNTIL = "2023-07-11T00:00:00Z"
+
+
+@pytest.fixture
+def trail(shared_data: Path) -> Path:
+    return shared_data / "s3_layout" / "invictus"
+
+
+def _jsonl(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def test_jsonl_schema_and_exit_0(trail, capsys):
+    assert main(["scan", "--until", UNTIL, str(trail)]) == 0
+    out, err = capsys.readouterr()
+    findings = _jsonl(out)
+    assert findings, "the invictus trail has a role-enumeration burst"
+    for f in findings:
+        assert list(f) == list(FINDING_FIELDS)
+        assert isinstance(f["event_ids"], list) and isinstance(f["details"], dict) and isinstance(f["count"], int)
+        assert f["first_seen"].endswith("Z") and f["last_seen"].endswith("Z")
+    assert any(f["detector"] == "failed_assume_role" and f["severity"] == "high" for f in findings)
+    assert "rolewatch scan: 55 file(s)" in err and "unused_role skipped" in err
+
+
+def test_fail_on_threshold(trail, capsys):
+    assert main(["scan", "--until", UNTIL, "--fail-on", "high", str(trail)]) == 3
+    assert main(["scan", "--until", UNTIL, "--fail-on", "critical", str(trail)]) == 0
+
+
+def test_rerun_gives_the_same_fingerprints(trail, capsys):
+    main(["scan", "--until", UNTIL, str(trail)])
+    first = [f["fingerprint"] for f in _jsonl(capsys.readouterr().out)]
+    main(["scan", "--until", UNTIL, str(trail)])
+    assert [f["fingerprint"] for f in _jsonl(capsys.readouterr().out)] == first
+
+
+def test_usage_errors_exit_2(trail, tmp_path, capsys):
+    assert main(["scan", str(tmp_path / "missing")]) == 2
+    assert main(["scan", "--since", "yesterday", str(trail)]) == 2
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[detectors.off_hours]\ntimezone = 'Mars/Olympus'\n")
+    assert main(["scan", "--config", str(bad), str(trail)]) == 2
+    assert "detectors.off_hours.timezone" in capsys.readouterr().err
+    snap = tmp_path / "snap.json"
+    snap.write_text('{"UserDetailList": []}')
+    assert main(["scan", "--iam-snapshot", str(snap), str(trail)]) == 2
+    assert "RoleDetailList" in capsys.readouterr().err
+
+
+def test_since_window_and_output_file_and_table(trail, tmp_path, capsys):
+    out = tmp_path / "findings.jsonl"
+    assert main(["scan", "--since", "2023-07-10T12:05:00Z", "--until", UNTIL, "-o", str(out), str(trail)]) == 0
+    assert capsys.readouterr().out == ""
+    findings = _jsonl(out.read_text())
+    assert all(f["first_seen"] >= "2023-07-10T12:05:00Z" for f in findings)
+    assert main(["scan", "--until", UNTIL, "--format", "table", str(trail)]) == 0
+    assert capsys.readouterr().out.startswith("SEVERITY")
+
+
+def test_iam_snapshot_enables_unused_role(trail, tmp_path, capsys):
+    snap = tmp_path / "auth.json"
+    snap.write_text(json.dumps({"RoleDetailList": [
+        {"Path": "/", "RoleName": "forgotten", "RoleId": "AROAX", "Arn": "arn:aws:iam::123837392027:role/forgotten",
+         "CreateDate": "2020-01-01T00:00:00Z", "RoleLastUsed": {},
+         "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [
+             {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::999999999999:root"}, "Action": "sts:AssumeRole"}]}},
+        {"Path": "/", "RoleName": "stratus-red-team-leave-org-role", "RoleId": "AROAY",
+         "Arn": "arn:aws:iam::123837392027:role/stratus-red-team-leave-org-role", "CreateDate": "2020-01-01T00:00:00Z",
+         "AssumeRolePolicyDocument": "%7B%22Statement%22%3A%5B%5D%7D"},
+    ]}))
+    assert main(["scan", "--until", UNTIL, "--iam-snapshot", str(snap), str(trail)]) == 0
+    out, err = capsys.readouterr()
+    unused = [f for f in _jsonl(out) if f["detector"] == "unused_role"]
+    assert [f["role_arn"] for f in unused] == ["arn:aws:iam::123837392027:role/forgotten"]
+    assert unused[0]["details"]["last_used"] == "never"
+    assert "unused_role skipped" not in err
+
+
+def test_s3_prefix_over_http(moto, trail, tmp_path, capsys):
+    from monitor.aws import client
+    from monitor.config import AwsConfig
+
+    aws = AwsConfig(endpoint_url=moto)
+    s3 = client("s3", aws)
+    s3.create_bucket(Bucket="trail")
+    for f in sorted(trail.rglob("*.json.gz")):
+        s3.put_object(Bucket="trail", Key=str(f.relative_to(trail)), Body=f.read_bytes())
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f"[aws]\nendpoint_url = '{moto}'\n")
+    assert main(["scan", "--config", str(cfg), "--until", UNTIL, "--fail-on", "high", "s3://trail/AWSLogs/"]) == 3
+    assert any(f["detector"] == "failed_assume_role" for f in _jsonl(capsys.readouterr().out))
+    assert main(["scan", "--config", str(cfg), "s3://no-such-bucket/x"]) == 1
+    assert "failed" in capsys.readouterr().err
+
+
+def test_bad_records_are_named_and_skipped(tmp_path, capsys):
+    f = tmp_path / "t.jsonl"
+    f.write_text('{"eventName": "AssumeRole", "eventSource": "sts.amazonaws.com"}\nnot json\n')
+    assert main(["scan", str(f)]) == 0
+    err = capsys.readouterr().err
+    assert f"{f}:line 1: record has no eventID" in err and f"{f}:line 2: not JSON" in err
