@@ -17,6 +17,7 @@ from monitor.detect.common import timed
 from monitor.detect.context import DetectionContext
 from monitor.detect.trust import trusted_principals
 from monitor.findings import Finding, fingerprint, iso
+from monitor.posture.usage import analyzer_unused_role, last_activity
 
 NAME = "unused_role"
 
@@ -56,7 +57,8 @@ def detect(events: pd.DataFrame, ctx: DetectionContext, cfg: UnusedRoleConfig) -
         if role.create_date is None or pd.Timestamp(role.create_date) > cutoff:
             continue  # younger than unused_days (or age unknown): not judged yet
         seen_trail = trail.get(role_key(arn) or "")
-        seen_iam = pd.Timestamp(role.last_used) if role.last_used else None
+        iam_time = last_activity(role)  # RoleLastUsed or service-last-accessed, whichever is later
+        seen_iam = pd.Timestamp(iam_time) if iam_time else None
         candidates = [t for t in (seen_trail, seen_iam) if t is not None]
         last = max(candidates) if candidates else None
         if last is not None and last > cutoff:
@@ -84,7 +86,14 @@ def detect(events: pd.DataFrame, ctx: DetectionContext, cfg: UnusedRoleConfig) -
                     "unused_days": cfg.unused_days,
                     "trusted_principals": trusted_principals(role.trust_policy),
                     "role_path": role.path,
+                    **_analyzer(ctx, arn),
                 },
             )
         )
     return findings, document
+
+
+def _analyzer(ctx: DetectionContext, arn: str) -> dict[str, Any]:
+    """Access Analyzer's own UnusedIAMRole finding for the role, when one is active."""
+    found = analyzer_unused_role(ctx.posture, arn)
+    return {"access_analyzer_finding": found.id} if found else {}
