@@ -100,7 +100,7 @@ def chain_of(event: Any, issued: pd.DataFrame) -> dict[str, Any]:
             labels[-1] += f" (session {_session_of(_v(row, 'principal_arn')) or '?'}; issuer not in the data)"
             break
         seen.add(key)
-        row = issued.loc[key]
+        row = issued.loc[key].to_dict()
     text = " → ".join(reversed(labels))
     if source_identity:
         text = f"{source_identity} (sourceIdentity): {text}"

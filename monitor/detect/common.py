@@ -165,10 +165,25 @@ def max_distinct_in_window(df: pd.DataFrame, group: pd.Series, item: pd.Series, 
     return edges.groupby("g")["n"].max().astype("int64")
 
 
+def lists_by_group(groups: pd.Series, values: pd.Series, cap: int, *, unique: bool = True) -> dict[Any, list[str]]:
+    """group -> sorted (distinct) values, at most `cap` of them; one sort, no per-group pandas calls."""
+    frame = pd.DataFrame({"g": groups.to_numpy(), "v": values.astype("string").to_numpy()}).dropna()
+    if unique:
+        frame = frame.drop_duplicates()
+    frame = frame.sort_values(["g", "v"], kind="stable")
+    frame = frame[frame.groupby("g", sort=False).cumcount() < cap]
+    if frame.empty:
+        return {}
+    keys = frame["g"].to_numpy()
+    vals = frame["v"].astype(object).to_numpy()
+    cuts = np.flatnonzero(keys[1:] != keys[:-1]) + 1
+    starts = np.concatenate([[0], cuts])
+    return {keys[i]: list(chunk) for i, chunk in zip(starts, np.split(vals, cuts), strict=True)}
+
+
 def summarise(df: pd.DataFrame, group: pd.Series) -> pd.DataFrame:
     """One row per group with what a finding needs (first/last seen, count, capped event ids, ...)."""
-    g = group.rename("_g")
-    work = df.assign(_g=g.values)
+    work = df.assign(_g=group.to_numpy())
     grouped = work.groupby("_g", sort=True)
     out = grouped.agg(
         first_seen=("event_time", "min"),
@@ -185,17 +200,13 @@ def summarise(df: pd.DataFrame, group: pd.Series) -> pd.DataFrame:
         source_ip=("source_ip", "first"),
         is_cross_account=("is_cross_account", "max"),
     )
-    ids = work.sort_values(["_g", "event_id"]).groupby("_g").head(MAX_EVENT_IDS)
-    out["event_ids"] = ids.groupby("_g")["event_id"].agg(list)
-    out["source_ips"] = grouped["source_ip"].agg(_capped_unique)
-    out["user_agents"] = grouped["user_agent"].agg(_capped_unique)
-    out["event_names"] = grouped["event_name"].agg(_capped_unique)
-    out["error_codes"] = grouped["error_code"].agg(_capped_unique)
+    g = work["_g"]
+    for name, col, cap in (("event_ids", "event_id", MAX_EVENT_IDS), ("source_ips", "source_ip", _LIST_CAP),
+                           ("user_agents", "user_agent", _LIST_CAP), ("event_names", "event_name", _LIST_CAP),
+                           ("error_codes", "error_code", _LIST_CAP)):
+        lists = lists_by_group(g, work[col], cap)
+        out[name] = [lists.get(k, []) for k in out.index]
     return out
-
-
-def _capped_unique(s: pd.Series) -> list[str]:
-    return sorted(str(v) for v in s.dropna().unique())[:_LIST_CAP]
 
 
 def na(value: Any) -> Any:

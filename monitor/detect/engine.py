@@ -89,11 +89,11 @@ def _attach_chains(findings: list[Finding], df: pd.DataFrame) -> None:
     needing = [f for f in findings if f.event_ids]
     if not needing:
         return
-    by_id = df.drop_duplicates("event_id").set_index("event_id")
+    wanted = {f.event_ids[0] for f in needing}
+    firsts = df[df["event_id"].isin(wanted)].drop_duplicates("event_id").set_index("event_id").to_dict("index")
     issued = issued_index(df)
     for f in needing:
-        first = by_id.loc[f.event_ids[0]]
-        chain = chain_of(first, issued)
+        chain = chain_of(firsts[f.event_ids[0]], issued)
         f.details["chain"] = chain["chain"]
         f.details["chain_hops"] = chain["hops"]
         if chain["source_identity"]:

@@ -81,20 +81,21 @@ def detect(events: pd.DataFrame, ctx: DetectionContext, cfg: FailedAssumeRoleCon
     if not rest.empty:
         burst = bursts(rest_keys, rest["event_time"], window)
         peak = max_in_window(rest, burst, window)
-        firsts = rest.assign(_b=burst.values).drop_duplicates("_b").set_index("_b")
+        firsts = rest.assign(_b=burst.to_numpy()).drop_duplicates("_b").set_index("_b")[list(_FIRST_EVENT_COLUMNS)]
+        firsts = firsts.to_dict("index")
         for row in summarise(rest, burst).itertuples():
-            first = firsts.loc[row.Index]
+            first = firsts[row.Index]
             findings.append(_burst_finding(row, int(peak[row.Index]), cfg, first, ctx))
     return findings
 
 
-def _causes(first: pd.Series, ctx: DetectionContext) -> dict[str, str]:
+def _causes(first: dict[str, Any], ctx: DetectionContext) -> dict[str, str]:
     event = {c: na(first.get(c)) for c in _FIRST_EVENT_COLUMNS}
     cause = likely_cause(event, ctx.posture, ctx.now)
     return {"likely_cause": cause} if cause else {}
 
 
-def _burst_finding(row: Any, peak: int, cfg: FailedAssumeRoleConfig, first: pd.Series,
+def _burst_finding(row: Any, peak: int, cfg: FailedAssumeRoleConfig, first: dict[str, Any],
                    ctx: DetectionContext) -> Finding:
     high = peak >= cfg.burst_threshold
     details = base_details(row)

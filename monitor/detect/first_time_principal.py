@@ -56,11 +56,11 @@ def detect(events: pd.DataFrame, ctx: DetectionContext,
 
     hits, hit_keys = df[new], keys[new]
     group = group_key(hit_keys[PAIR])
-    firsts = hit_keys.assign(g=group).drop_duplicates("g").set_index("g")
+    firsts = hit_keys.assign(g=group).drop_duplicates("g").set_index("g").to_dict("index")
     earlier = _earlier_principals(pairs, hit_keys)
     findings = []
     for row in summarise(hits, group).itertuples():
-        k = firsts.loc[row.Index]
+        k = firsts[row.Index]
         cross = bool(na(row.is_cross_account))
         details = base_details(row)
         details.update(

@@ -40,11 +40,11 @@ def detect(events: pd.DataFrame, ctx: DetectionContext, cfg: LongSessionConfig) 
         index=df.index,
     )
     group = group_key(keys)
-    firsts = keys.assign(g=group).drop_duplicates("g").set_index("g")
+    firsts = keys.assign(g=group).drop_duplicates("g").set_index("g").to_dict("index")
     longest = seconds.groupby(group.values).max()
     findings = []
     for row in summarise(df, group).itertuples():
-        k = firsts.loc[row.Index]
+        k = firsts[row.Index]
         details = base_details(row)
         details.update(max_duration_seconds=int(longest[row.Index]), limit_seconds=cfg.max_duration_seconds)
         hours = int(longest[row.Index]) / 3600

@@ -115,11 +115,11 @@ def detect(events: pd.DataFrame, ctx: DetectionContext, cfg: OffHoursConfig) -> 
         return []
     keys = pd.DataFrame({"role": role_of(df), "principal": principal_of(df), "day": local_day[off]}, index=df.index)
     group = group_key(keys)
-    firsts = keys.assign(g=group, s=which[off]).drop_duplicates("g").set_index("g")
+    firsts = keys.assign(g=group, s=which[off]).drop_duplicates("g").set_index("g").to_dict("index")
     local_times = _local_times(df, which[off], schedules, group)
     findings = []
     for row in summarise(df, group).itertuples():
-        k = firsts.loc[row.Index]
+        k = firsts[row.Index]
         sched = schedules[int(k["s"])]
         details = base_details(row)
         details.update(

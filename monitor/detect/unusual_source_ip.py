@@ -70,10 +70,10 @@ def detect(events: pd.DataFrame, ctx: DetectionContext, cfg: UnusualSourceIpConf
     hits, hit_keys = df[unusual], keys[unusual]
     group = group_key(hit_keys[NET])
     known = _known_networks(nets, pairs, hit_keys, cfg.learning_days)
-    firsts = hit_keys.assign(g=group).drop_duplicates("g").set_index("g")
+    firsts = hit_keys.assign(g=group).drop_duplicates("g").set_index("g").to_dict("index")
     findings = []
     for row in summarise(hits, group).itertuples():
-        k = firsts.loc[row.Index]
+        k = firsts[row.Index]
         cross = bool(na(row.is_cross_account))
         details = base_details(row)
         details.update(
