@@ -28,12 +28,13 @@ from typing import Any
 
 import orjson
 
+from monitor.aws import session as aws_session
 from monitor.config import AwsConfig, Config, load_config
 from monitor.demo import scenario, synth
 from monitor.redact import redact_text, register_secret
 
 # one day of a small organisation: enough for every detector to have a baseline, quick to ingest
-DEMO_RECORDS_PER_ACCOUNT_DAY = 1200
+DEMO_RECORDS_PER_ACCOUNT_DAY = 800
 CLOUDWATCH_HOURS = 24
 # CloudTrail delivers a file every ~5 minutes; the demo writes one per account and 6 hours (up to
 # 1,000 records) so that moto, serving every request in this process, keeps the demo within a minute
@@ -95,7 +96,8 @@ class UploadStats:
 def upload_trail(aws: AwsConfig, made: scenario.DemoScenario, spec: synth.TrailSpec,
                  cloudwatch_since: datetime) -> UploadStats:
     """The generated trail into the bucket (every file) and the log group (records after `cloudwatch_since`)."""
-    s3 = scenario.account_client("s3", aws, made.owner_account)
+    sess = aws_session(aws)
+    s3 = scenario.account_client("s3", aws, made.owner_account, sess)
     trail = synth.prepare(spec)
     stats = UploadStats()
     started = time.perf_counter()
@@ -133,7 +135,7 @@ def upload_trail(aws: AwsConfig, made: scenario.DemoScenario, spec: synth.TrailS
             list(pool.map(put, batch))
             stats.seconds_s3 = time.perf_counter() - started
     stats.labels = synth.finish_labels(trail.labels, events)
-    logs = scenario.account_client("logs", aws, made.owner_account)
+    logs = scenario.account_client("logs", aws, made.owner_account, sess)
     for stream, records in sorted(to_logs.items()):
         logs.create_log_stream(logGroupName=made.log_group, logStreamName=stream)
         records.sort(key=lambda r: r["eventTime"])
@@ -223,6 +225,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     register_secret(synth.external_id(args.seed))
     out = _Printer()
+    out._last = started
     try:
         with local_aws() as endpoint:
             aws = AwsConfig(region="us-east-1", endpoint_url=endpoint, max_attempts=3)
@@ -236,14 +239,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
                                    records_per_file=RECORDS_PER_FILE,
                                    records=days * len(synth.DEMO_ACCOUNTS) * DEMO_RECORDS_PER_ACCOUNT_DAY)
             out.line(f"local AWS (moto) at {endpoint}: accounts {made.owner_account} (roles, trail bucket, "
-                     f"log group) and {made.dev_account} (DevUser)")
+                     f"log group) and {made.dev_account} (DevUser) {out.lap()}")
             upload = upload_trail(aws, made, spec, cloudwatch_since=now - timedelta(hours=CLOUDWATCH_HOURS))
             out.line(f"wrote {upload.records:,} CloudTrail records ({days} days, {spec.start:%Y-%m-%d} .. "
                      f"{trail_end:%Y-%m-%d %H:%M}Z) in {upload.files:,} files to s3://{made.trail_bucket}/AWSLogs/ "
                      f"and the last {CLOUDWATCH_HOURS} h ({upload.log_events:,} events) to CloudWatch Logs "
                      f"group {made.log_group}")
-            out.line(f"planted incidents: {', '.join(lab['incident'] for lab in upload.labels)} "
-                     f"(setup {time.perf_counter() - started:.1f} s)")
+            out.line(f"planted incidents: {', '.join(lab['incident'] for lab in upload.labels)} {out.lap()}")
             config_path = write_config(workdir, endpoint, made, spec)
             config = load_config(config_path)
             # rolewatch signs as the audit user of the security account, like it would in production
@@ -256,6 +258,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                          "trail written, nothing ingested")
                 return 1
             result, events = _run_cycle(config, now, spec.start)
+            out.line(f"ran one cycle {out.lap()}")
             print_summary(out, result, events, upload.labels)
     finally:
         if not keep:
@@ -267,6 +270,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 class _Printer:
     """stdout, through the redaction net: the demo's output must never carry a secret."""
+
+    def __init__(self) -> None:
+        self._last = time.perf_counter()
+
+    def lap(self) -> str:
+        now = time.perf_counter()
+        text = f"[{now - self._last:.1f} s]"
+        self._last = now
+        return text
 
     def line(self, text: str = "") -> None:
         print(redact_text(text), flush=True)

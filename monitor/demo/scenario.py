@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from monitor.aws import client as aws_client
+from monitor.aws import session as aws_session
 from monitor.config import AwsConfig
 from monitor.demo import synth
 
@@ -57,9 +58,13 @@ class DemoScenario:
     audit_credentials: dict[str, str] = field(repr=False, default_factory=dict)  # never print
 
 
-def account_client(service: str, aws: AwsConfig, account: str) -> Any:
-    """A boto3 client whose every request goes to `account`'s moto backend."""
-    c = aws_client(service, aws)
+def account_client(service: str, aws: AwsConfig, account: str, sess: Any = None) -> Any:
+    """A boto3 client whose every request goes to `account`'s moto backend.
+
+    Pass one `sess` to several calls: a session caches the service models, which are most of
+    the cost of making a client.
+    """
+    c = aws_client(service, aws, sess=sess)
 
     def _pin_account(request: Any, **_: Any) -> None:
         request.headers["x-moto-account-id"] = account
@@ -113,9 +118,10 @@ def trust_policies(account: str, external_id: str) -> dict[str, tuple[str, dict[
 def provision(aws: AwsConfig, *, seed: int = 7) -> DemoScenario:
     """Create both accounts' IAM, the trail bucket, the log group and the trail; return what was made."""
     ext_id = synth.external_id(seed)
+    sess = aws_session(aws)
     roles: dict[str, list[str]] = {}
     for account in (OWNER, DEV_ACCOUNT):
-        iam = account_client("iam", aws, account)
+        iam = account_client("iam", aws, account, sess)
         roles[account] = []
         for arn, (path, doc, description) in trust_policies(account, ext_id).items():
             name = arn.rsplit("/", 1)[1]
@@ -123,7 +129,7 @@ def provision(aws: AwsConfig, *, seed: int = 7) -> DemoScenario:
                             Description=description, MaxSessionDuration=43200 if name == "ReadOnlyAuditRole" else 3600,
                             Tags=[{"Key": "owner", "Value": "platform-team"}])
             roles[account].append(arn)
-    owner_iam = account_client("iam", aws, OWNER)
+    owner_iam = account_client("iam", aws, OWNER, sess)
     dev_role = synth.DEV_ROLE_NAME
     owner_iam.attach_role_policy(RoleName=dev_role, PolicyArn=READ_ONLY_ACCESS)
     policy = owner_iam.create_policy(PolicyName="S3DevAccess", PolicyDocument=json.dumps(S3_DEV_ACCESS),
@@ -131,7 +137,7 @@ def provision(aws: AwsConfig, *, seed: int = 7) -> DemoScenario:
     owner_iam.attach_role_policy(RoleName=dev_role, PolicyArn=policy["Policy"]["Arn"])
     owner_iam.attach_role_policy(RoleName="ReadOnlyAuditRole", PolicyArn=READ_ONLY_ACCESS)
 
-    dev_iam = account_client("iam", aws, DEV_ACCOUNT)
+    dev_iam = account_client("iam", aws, DEV_ACCOUNT, sess)
     dev_iam.create_user(UserName=synth.DEV_USER)
     dev_iam.put_user_policy(UserName=synth.DEV_USER, PolicyName="AssumeCrossAccountDeveloperRole",
                             PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
@@ -142,17 +148,17 @@ def provision(aws: AwsConfig, *, seed: int = 7) -> DemoScenario:
     owner_iam.attach_user_policy(UserName=AUDIT_USER, PolicyArn=READ_ONLY_ACCESS)
     key = owner_iam.create_access_key(UserName=AUDIT_USER)["AccessKey"]
 
-    s3 = account_client("s3", aws, OWNER)
+    s3 = account_client("s3", aws, OWNER, sess)
     if aws.region == "us-east-1":
         s3.create_bucket(Bucket=TRAIL_BUCKET)
     else:
         s3.create_bucket(Bucket=TRAIL_BUCKET, CreateBucketConfiguration={"LocationConstraint": aws.region})
     s3.put_bucket_policy(Bucket=TRAIL_BUCKET, Policy=json.dumps(_trail_bucket_policy()))
-    logs = account_client("logs", aws, OWNER)
+    logs = account_client("logs", aws, OWNER, sess)
     logs.create_log_group(logGroupName=LOG_GROUP)
     logs.put_retention_policy(logGroupName=LOG_GROUP, retentionInDays=14)
     log_group_arn = f"arn:aws:logs:{aws.region}:{OWNER}:log-group:{LOG_GROUP}:*"
-    cloudtrail = account_client("cloudtrail", aws, OWNER)
+    cloudtrail = account_client("cloudtrail", aws, OWNER, sess)
     cloudtrail.create_trail(Name=TRAIL_NAME, S3BucketName=TRAIL_BUCKET, IsMultiRegionTrail=True,
                             CloudWatchLogsLogGroupArn=log_group_arn,
                             CloudWatchLogsRoleArn=f"arn:aws:iam::{OWNER}:role/CloudTrailToCloudWatchLogs")

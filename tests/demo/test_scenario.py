@@ -10,7 +10,7 @@ import boto3
 from monitor.demo import scenario, synth
 
 
-def test_provisions_the_classic_cross_account_role(aws_config) -> None:  # noqa: ANN001
+def test_provisions_the_classic_cross_account_scenario(aws_config) -> None:  # noqa: ANN001
     made = scenario.provision(aws_config, seed=7)
     iam = scenario.account_client("iam", aws_config, scenario.OWNER)
     role = iam.get_role(RoleName=synth.DEV_ROLE_NAME)["Role"]
@@ -33,10 +33,7 @@ def test_provisions_the_classic_cross_account_role(aws_config) -> None:  # noqa:
     generated = set(synth.build_population(synth.make_spec(1, synth.DEMO_ACCOUNTS, end="2026-01-01")).roles[
         scenario.OWNER])
     assert generated == set(made.roles[scenario.OWNER])
-
-
-def test_dev_user_lives_in_the_other_account(aws_config) -> None:  # noqa: ANN001
-    scenario.provision(aws_config, seed=7)
+    # DevUser lives in the other account, and only there
     dev = scenario.account_client("iam", aws_config, scenario.DEV_ACCOUNT)
     assert dev.get_user(UserName="DevUser")["User"]["Arn"] == "arn:aws:iam::444455556666:user/DevUser"
     owner = scenario.account_client("iam", aws_config, scenario.OWNER)
