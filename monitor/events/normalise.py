@@ -26,6 +26,8 @@ _ROLE_ARN_RE = re.compile(r"^arn:aws[\w-]*:iam::(\d{12}):role/(.+)$")
 _ASSUMED_ROLE_RE = re.compile(r"^arn:aws[\w-]*:sts::(\d{12}):assumed-role/([^/]+)/(.+)$")
 _ACCOUNT_IN_ARN_RE = re.compile(r"^arn:aws[\w-]*:[\w-]+::(\d{12}):")
 _EXPIRATION_FORMATS = ("%b %d, %Y, %I:%M:%S %p", "%b %d, %Y %I:%M:%S %p")
+# record format majors this parser understands; a new major may move fields, so it is reported, not guessed
+SUPPORTED_EVENT_VERSION_MAJORS = frozenset({"1"})
 
 
 class RecordError(ValueError):
@@ -146,6 +148,9 @@ def normalise(record: dict[str, Any]) -> dict[str, Any]:
     event_id = _s(record.get("eventID"))
     if not event_id:
         raise RecordError("record has no eventID")
+    event_version = _s(record.get("eventVersion"))
+    if event_version is not None and event_version.split(".", 1)[0].strip() not in SUPPORTED_EVENT_VERSION_MAJORS:
+        raise RecordError(f"unknown eventVersion {event_version!r} (this parser reads 1.x)")
     event_name = record.get("eventName")
     if event_name not in ASSUME_ROLE_EVENTS:
         raise RecordError(f"not an AssumeRole-family event: {event_name!r}")
@@ -223,7 +228,7 @@ def normalise(record: dict[str, Any]) -> dict[str, Any]:
         "shared_event_id": _s(record.get("sharedEventID")),
         "event_time": parse_event_time(record.get("eventTime")),
         "event_name": event_name,
-        "event_version": _s(record.get("eventVersion")),
+        "event_version": event_version,
         "account_id": _s(record.get("recipientAccountId")) or role_account,
         "aws_region": _s(record.get("awsRegion")),
         "role_arn": role_arn,

@@ -1,4 +1,5 @@
-"""Fixtures for collector tests: a small trail in the S3 layout built from real public records."""
+"""Fixtures for collector tests: trail records and files, configs, and a small trail in the S3 layout
+built from real public records."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ import json
 import shutil
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from monitor.config import Config, parse_config
 
 EXTERNAL_ID = "ext-id-do-not-leak-7731"
 
@@ -65,3 +69,63 @@ def layout_trail(tmp_path_factory: pytest.TempPathFactory, shared_data: Path,
         name = f"{account}_CloudTrail_{region}_{day.replace('/', '')}T0000Z_public{n:03d}.json.gz"
         (folder / name).write_bytes(gzip.compress(json.dumps({"Records": records}).encode()))
     return root
+
+
+LAYOUT_ACCOUNT = "218007301253"
+LAYOUT_DAY = "2023/07/10"
+
+
+def record(event_id: str, *, name: str = "AssumeRole", time: str = "2023-07-10T12:00:00Z", **extra: Any) -> dict:
+    """A minimal successful cross-account AssumeRole record (or any event name)."""
+    rec = {
+        "eventVersion": "1.08",
+        "eventID": event_id,
+        "eventTime": time,
+        "eventSource": "sts.amazonaws.com" if name.startswith("AssumeRole") else "s3.amazonaws.com",
+        "eventName": name,
+        "awsRegion": "us-east-1",
+        "sourceIPAddress": "203.0.113.10",
+        "userAgent": "aws-cli/2.15",
+        "recipientAccountId": "111122223333",
+        "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::444455556666:user/DevUser",
+                         "accountId": "444455556666", "principalId": "AIDAEXAMPLE"},
+        "requestParameters": {"roleArn": "arn:aws:iam::111122223333:role/Dev", "roleSessionName": "s1"},
+        "responseElements": None,
+    }
+    rec.update(extra)
+    return rec
+
+
+def write_records_file(path: Path, records: list[dict], *, gz: bool = True) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = json.dumps({"Records": records}).encode()
+    path.write_bytes(gzip.compress(data) if gz else data)
+    return path
+
+
+def write_jsonl(path: Path, lines: list[dict | str], *, gz: bool = False) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = "".join((line if isinstance(line, str) else json.dumps(line)) + "\n" for line in lines).encode()
+    path.write_bytes(gzip.compress(text) if gz else text)
+    return path
+
+
+def make_config(tmp_path: Path, sources: list[dict], aws: Any = None, **sections: Any) -> Config:
+    data: dict[str, Any] = {"state": {"path": str(tmp_path / "state.db")}, "sources": sources, **sections}
+    if aws is not None:
+        data["aws"] = aws.model_dump(exclude_none=True)
+    return parse_config(data)
+
+
+def layout_files(shared_data: Path) -> list[Path]:
+    return sorted((shared_data / "s3_layout" / "invictus").rglob("*.json.gz"))
+
+
+@pytest.fixture(scope="session")
+def layout_assume_role_ids(shared_data: Path) -> set[str]:
+    ids = set()
+    for f in layout_files(shared_data):
+        for rec in json.loads(gzip.decompress(f.read_bytes()))["Records"]:
+            if rec["eventName"].startswith("AssumeRole"):
+                ids.add(rec["eventID"])
+    return ids

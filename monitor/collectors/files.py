@@ -1,0 +1,152 @@
+"""Read CloudTrail files: `.json`, `.json.gz`, `.jsonl`, `.jsonl.gz`.
+
+Two shapes exist: the trail's own delivery files (`{"Records": [...]}`, one per 5 minutes per
+account and region) and one-record-per-line exports (JSON Lines). Both become a stream of
+`RawRecord`s for AssumeRole-family records only; everything unreadable becomes a `BadInput`
+naming the file and position, and reading goes on with the next line or file.
+
+The hot path is `records_from_bytes`/`record_from_line`: a byte-level pre-check drops content
+without the `AssumeRole` marker before any JSON parsing, since AssumeRole-family events are a
+small share of a trail.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from monitor.collectors.base import BadInput, RawRecord
+from monitor.events.normalise import is_assume_role_record
+
+try:  # ISA-L inflate is about twice as fast as zlib; same API as the stdlib module
+    from isal import igzip as gzip_impl
+    from isal.igzip_lib import IsalError
+
+    GZIP_ERRORS: tuple[type[BaseException], ...] = (EOFError, OSError, zlib.error, IsalError)
+except ImportError:  # pragma: no cover - isal is a runtime dependency, but gzip always works
+    import gzip as gzip_impl
+
+    GZIP_ERRORS = (EOFError, OSError, zlib.error)
+
+TRAIL_SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz")
+MARKER = b"AssumeRole"  # every AssumeRole-family record carries its eventName as these bytes
+
+Item = RawRecord | BadInput
+
+
+def is_trail_file(name: str) -> bool:
+    """A file this reader understands; CloudTrail digest and Insights files are not event records."""
+    if "CloudTrail-Digest" in name or "CloudTrail-Insight" in name:
+        return False
+    return name.endswith(TRAIL_SUFFIXES)
+
+
+def is_line_format(name: str) -> bool:
+    return name.removesuffix(".gz").endswith(".jsonl")
+
+
+def _looks_like_object(line: bytes) -> bool:
+    return line[:1] == b"{" and line[-1:] == b"}"
+
+
+def _keep(record: Any, origin: str, position: str) -> Item | None:
+    if not isinstance(record, dict):
+        return BadInput(origin, position, f"not a JSON object but {type(record).__name__}")
+    return RawRecord(record, origin, position) if is_assume_role_record(record) else None
+
+
+def record_from_line(line: bytes, origin: str, position: str) -> Item | None:
+    """One line of a JSON Lines file -> a record of interest, bad input, or None (not of interest/blank)."""
+    line = line.strip()
+    if not line:
+        return None
+    if MARKER not in line:
+        # not ours; a line that is not even shaped like a JSON object is still reported
+        return None if _looks_like_object(line) else BadInput(origin, position, "not a JSON object (unparseable line)")
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        return BadInput(origin, position, f"not valid JSON: {exc}")
+    return _keep(record, origin, position)
+
+
+def records_from_lines(lines: Any, origin: str) -> Iterator[Item]:
+    """Lines (a list, or a possibly gzip-backed stream) -> records; a broken stream ends with one BadInput."""
+    n = 0
+    try:
+        for n, line in enumerate(lines, 1):  # noqa: B007 - n names the position if the stream breaks
+            item = record_from_line(line, origin, f"line {n}")
+            if item is not None:
+                yield item
+    except GZIP_ERRORS as exc:
+        yield BadInput(origin, f"line {n + 1}", f"truncated or corrupt gzip: {exc}")
+
+
+def records_from_bytes(data: bytes, origin: str) -> Iterator[Item]:
+    """A whole decompressed `.json` document -> records of interest.
+
+    Accepts `{"Records": [...]}` (trail delivery files), a JSON array of records, a single
+    record, or JSON Lines saved with a `.json` name.
+    """
+    if MARKER not in data:
+        head = data.lstrip()[:1]
+        if head and head not in (b"{", b"["):
+            yield BadInput(origin, "byte 0", "not a JSON document")
+        return
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        if data.strip().count(b"\n"):  # JSON Lines under a .json name
+            yield from records_from_lines(data.splitlines(), origin)
+        else:
+            yield BadInput(origin, f"byte {exc.pos}", f"not valid JSON: {exc.msg}")
+        return
+    if isinstance(doc, dict) and isinstance(doc.get("Records"), list):
+        records, label = doc["Records"], "Records"
+    elif isinstance(doc, list):
+        records, label = doc, ""
+    elif isinstance(doc, dict):
+        item = _keep(doc, origin, "record 0")
+        if item is not None:
+            yield item
+        return
+    else:
+        yield BadInput(origin, "byte 0", f"expected an object or array, got {type(doc).__name__}")
+        return
+    for i, record in enumerate(records):
+        item = _keep(record, origin, f"{label}[{i}]")
+        if item is not None:
+            yield item
+
+
+def read_stream(fh: IO[bytes], name: str, origin: str) -> Iterator[Item]:
+    """Records of interest from an open binary stream; gzip by name; JSON Lines are streamed line by line."""
+    stream: IO[bytes] = gzip_impl.GzipFile(fileobj=fh) if name.endswith(".gz") else fh  # type: ignore[assignment]
+    if is_line_format(name):
+        yield from records_from_lines(stream, origin)
+        return
+    try:
+        data = stream.read()
+    except GZIP_ERRORS as exc:
+        yield BadInput(origin, "file", f"truncated or corrupt gzip: {exc}")
+        return
+    yield from records_from_bytes(data, origin)
+
+
+def read_file(path: str | Path, origin: str | None = None) -> Iterator[Item]:
+    """Records of interest from one local file; unreadable files become one BadInput."""
+    p = Path(path)
+    origin = origin or str(p)
+    try:
+        fh = open(p, "rb")  # noqa: SIM115 - closed in finally, generator-safe
+    except OSError as exc:
+        yield BadInput(origin, "file", f"cannot open: {exc.strerror}")
+        return
+    try:
+        yield from read_stream(fh, p.name, origin)
+    finally:
+        fh.close()

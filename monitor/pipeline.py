@@ -1,0 +1,310 @@
+"""One cycle: collect -> normalise -> store (one transaction per batch) -> detect -> findings -> notify.
+
+Crash safety: each batch's events, checkpoints and processed-file marks commit together; a
+crash before the commit means the batch is read again next cycle and seen event IDs keep it
+from counting twice. Detection always runs over the stored window, so a cycle that dies after
+storing events still gets its findings from the next one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from monitor.collectors.base import BadInput, Batch, Collector, CycleWindow, Span
+from monitor.config import Config, source_id
+from monitor.events.merge import merge_shared_copies
+from monitor.events.normalise import RecordError, normalise, parse_event_time
+from monitor.events.schema import frame_from_rows
+from monitor.findings import Finding, iso
+from monitor.logs import run_id_var
+from monitor.posture.model import Posture
+from monitor.state.base import Coverage, StateLockedError, StateStore
+
+log = logging.getLogger(__name__)
+
+# source type -> "module:Class"; a source type without an entry here is reported, not ignored
+COLLECTORS: dict[str, str] = {
+    "local": "monitor.collectors.local:LocalCollector",
+    "s3": "monitor.collectors.s3:S3Collector",
+    "cloudwatch_logs": "monitor.collectors.cloudwatch_logs:CloudWatchLogsCollector",
+    "lookup_events": "monitor.collectors.lookup_events:LookupEventsCollector",
+}
+
+CYCLE_LOCK = "cycle"
+KILL_HOOK_ENV = "ROLEWATCH_TEST_KILL_AT"  # tests only: "before_commit:N" / "after_commit:N" -> SIGKILL
+
+
+@dataclass
+class CycleResult:
+    run_id: str
+    events_new: int  # rows newly stored this cycle
+    skipped: int  # bad records/files skipped (each logged with file + position)
+    coverage: list[Coverage]
+    findings: list[Finding]  # new or updated this cycle (not suppressed)
+    suppressed: list[Finding]
+    notices: list[str]
+    errors: list[str]  # per source/account failures that did not stop the cycle
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def make_collector(source: Any, config: Config, state: StateStore) -> Collector:
+    target = COLLECTORS.get(source.type)
+    if target is None:
+        raise NotImplementedError(f"no collector for source type {source.type!r} in this build")
+    module_name, class_name = target.split(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    return cls(source, source_id(source), config, state)  # type: ignore[no-any-return]
+
+
+def load_events(state: StateStore, since: datetime | None = None, until: datetime | None = None) -> pd.DataFrame:
+    """Stored events with the two copies of cross-account calls merged (the twin may have come later)."""
+    return merge_shared_copies(state.load_events(since, until))
+
+
+def load_posture(state: StateStore) -> Posture:
+    """What the posture collectors last stored; empty until they exist or have run."""
+    try:
+        from monitor.posture.store import load_posture as load  # type: ignore[import-not-found]
+    except ImportError:
+        return Posture()
+    return load(state)  # type: ignore[no-any-return]
+
+
+_kill_counts: dict[str, int] = {}
+
+
+def _test_kill_hook(point: str) -> None:
+    """Crash tests: die by SIGKILL at the Nth batch at `point` (no cleanup, like a real kill -9)."""
+    spec = os.environ.get(KILL_HOOK_ENV)
+    if not spec:
+        return
+    want, _, n = spec.partition(":")
+    if want != point:
+        return
+    _kill_counts[point] = _kill_counts.get(point, 0) + 1
+    if _kill_counts[point] >= int(n or 1):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _rows_of(batch: Batch) -> tuple[list[dict[str, Any]], list[BadInput]]:
+    rows: list[dict[str, Any]] = []
+    bad = list(batch.bad)
+    for raw in batch.records:
+        try:
+            rows.append(normalise(raw.record))
+        except RecordError as exc:
+            bad.append(BadInput(raw.origin, raw.position, str(exc)))
+    return rows, bad
+
+
+def store_batch(state: StateStore, sid: str, batch: Batch) -> tuple[int, list[BadInput]]:
+    """Normalise, drop seen event IDs, and store events + checkpoints + file marks in one transaction."""
+    rows, bad = _rows_of(batch)
+    for item in bad:
+        log.warning("skipped bad input: %s", item, extra={"source": sid, "file": item.origin})
+    by_id: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        by_id.setdefault(row["event_id"], row)
+    unseen = state.unseen_event_ids(by_id) if by_id else set()
+    new_rows = [row for eid, row in by_id.items() if eid in unseen]
+    frame = merge_shared_copies(frame_from_rows(new_rows))
+    with state.transaction():
+        stored = state.add_events(frame)
+        for key, value in batch.checkpoints.items():
+            state.set_checkpoint(sid, value, key)
+        for path, version in batch.files.items():
+            state.mark_file_processed(sid, path, version)
+        _test_kill_hook("before_commit")
+    _test_kill_hook("after_commit")
+    if batch.span is not None:
+        batch.span.count(stored, len(bad), [r["event_time"] for r in new_rows])
+    return stored, bad
+
+
+def _collect_source(source: Any, config: Config, state: StateStore, window: CycleWindow,
+                    result: CycleResult) -> None:
+    sid = source_id(source)
+    spans: list[Span] = []
+    try:
+        collector = make_collector(source, config, state)
+        spans = collector.spans
+        for batch in collector.batches(window):
+            stored, bad = store_batch(state, sid, batch)
+            result.events_new += stored
+            result.skipped += len(bad)
+    except Exception as exc:  # one unreadable source must not stop the others
+        log.error("source %s failed: %s", sid, exc, exc_info=True, extra={"source": sid})
+        message = f"{type(exc).__name__}: {exc}"
+        if spans and spans[-1].status == "ok":  # the unit in progress when it broke
+            spans[-1].fail(message)
+        else:
+            spans.append(Span(window.since, window.until, status="failed", message=message))
+    for span in spans:
+        cov = Coverage(
+            run_id=result.run_id, source=sid, start=iso(span.start), end=iso(span.end), status=span.status,
+            account=span.account, region=span.region, records=span.records, skipped=span.skipped,
+            message=span.message,
+        )
+        state.record_coverage(cov)
+        result.coverage.append(cov)
+        if span.status != "ok":
+            where = "/".join(p for p in (span.account, span.region) if p)
+            result.errors.append(f"{sid}{' ' + where if where else ''}: {span.status}: {span.message}")
+
+
+def _data_start(state: StateStore, window: CycleWindow, events: pd.DataFrame) -> datetime:
+    """When rolewatch's knowledge starts: learning periods count from here."""
+    first = parse_event_time(state.get_json("pipeline", "data_start"))
+    if first is None:
+        first = window.since or (window.now - window.initial_lookback)
+        state.put_json("pipeline", "data_start", iso(first))
+    if not events.empty and events["event_time"].notna().any():
+        first = min(first, events["event_time"].min().to_pydatetime())
+    return first
+
+
+def _changed(finding: Finding, prev: Finding | None) -> bool:
+    if prev is None:
+        return True
+    return (finding.count, finding.last_seen, finding.severity) != (prev.count, prev.last_seen, prev.severity)
+
+
+def _detect_and_notify(config: Config, state: StateStore, window: CycleWindow, posture: Posture | None,
+                       notify: bool, result: CycleResult) -> None:
+    from monitor.detect.context import DetectionContext
+    from monitor.detect.engine import run_detectors
+
+    now = window.now
+    events = load_events(state, now - timedelta(days=config.state.seen_retention_days), window.until)
+    ctx = DetectionContext(
+        now=now,
+        posture=posture if posture is not None else load_posture(state),
+        baselines=dict(state.iter_json("baselines")),
+        data_start=_data_start(state, window, events),
+    )
+    detected = run_detectors(events, ctx, config)
+    result.notices.extend(detected.notices)
+    outcomes: list[tuple[Finding, bool, Finding | None]] = []
+    with state.transaction():
+        for finding in detected.findings:
+            is_new, prev = state.upsert_finding(finding, "open", now)
+            outcomes.append((finding, is_new, prev))
+            if _changed(finding, prev):
+                result.findings.append(finding)
+        for finding in detected.suppressed:
+            state.upsert_finding(finding, "suppressed", now)
+            result.suppressed.append(finding)
+        for key, value in detected.baselines.items():
+            state.put_json("baselines", key, value)
+    if notify and outcomes:
+        from alerts.dispatch import notify as send
+
+        result.stats["alerts"] = send(outcomes, state, config, now)
+
+
+def run_cycle(config: Config, state: StateStore, *, now: datetime, since: datetime | None = None,
+              until: datetime | None = None, notify: bool = True, posture: Posture | None = None) -> CycleResult:
+    """One collection + detection + alert cycle. Raises StateLockedError if another cycle holds the state."""
+    until = until or now
+    if since is not None and since >= until:
+        raise ValueError(f"--since {iso(since)} is not before --until {iso(until)}")
+    window = CycleWindow(
+        now=now, until=until, since=since,
+        initial_lookback=timedelta(hours=config.collection.initial_lookback_hours),
+        overlap=timedelta(minutes=config.collection.overlap_minutes),
+    )
+    with state.lock(CYCLE_LOCK):
+        run_id = state.start_run("collect", now)
+        token = run_id_var.set(run_id)
+        started = time.monotonic()
+        result = CycleResult(run_id, 0, 0, [], [], [], [], [])
+        try:
+            sources = [s for s in config.sources if s.enabled]
+            if not sources:
+                result.notices.append("no enabled sources configured: nothing collected")
+            for source in sources:
+                _collect_source(source, config, state, window, result)
+            if result.skipped:
+                result.notices.append(f"{result.skipped} bad record(s)/file(s) skipped (see log for file and position)")
+            try:
+                _detect_and_notify(config, state, window, posture, notify, result)
+            except Exception as exc:  # stored events stay stored; the next cycle detects over them again
+                log.error("detection/alerting failed: %s", exc, exc_info=True)
+                result.errors.append(f"detection/alerts: {type(exc).__name__}: {exc}")
+        finally:
+            failed_sources = {c.source for c in result.coverage if c.status == "failed"}
+            status = "ok" if not result.errors else (
+                "failed" if sources and failed_sources >= {source_id(s) for s in sources} else "partial")
+            result.stats.update(events_new=result.events_new, skipped=result.skipped,
+                                findings=len(result.findings), suppressed=len(result.suppressed),
+                                errors=len(result.errors), duration_seconds=round(time.monotonic() - started, 3))
+            state.finish_run(run_id, now, status, result.stats)
+            run_id_var.reset(token)
+        return result
+
+
+# --------------------------------------------------------------------------- `rolewatch once`
+
+
+def _time_arg(value: str | None, flag: str) -> datetime | None:
+    if value is None:
+        return None
+    parsed = parse_event_time(value)
+    if parsed is None:
+        raise ValueError(f"{flag}: not an ISO 8601 time: {value!r}")
+    return parsed
+
+
+def format_summary(result: CycleResult) -> str:
+    lines = [
+        f"run {result.run_id}: {result.events_new} new event(s), {result.skipped} skipped, "
+        f"{len(result.findings)} finding(s) new or updated, {len(result.suppressed)} suppressed",
+        "coverage:",
+    ]
+    for c in result.coverage:
+        where = " ".join(p for p in (c.account, c.region) if p)
+        span = f"{c.start or '?'} .. {c.end or '?'}"
+        msg = f" ({c.message})" if c.message else ""
+        lines.append(f"  {c.source}{' ' + where if where else ''}  {span}  {c.status}  "
+                     f"{c.records} stored, {c.skipped} skipped{msg}")
+    lines += [f"notice: {n}" for n in result.notices]
+    lines += [f"error: {e}" for e in result.errors]
+    return "\n".join(lines)
+
+
+def run_once_command(config: Config, args: argparse.Namespace) -> int:
+    """`rolewatch once [--since ISO] [--until ISO] [--no-notify]`: exit 0 ok, 1 a source or step failed."""
+    from monitor.state import open_state
+
+    try:
+        since = _time_arg(getattr(args, "since", None), "--since")
+        until = _time_arg(getattr(args, "until", None), "--until")
+    except ValueError as exc:
+        print(f"rolewatch once: {exc}", file=sys.stderr)
+        return 2
+    now = datetime.now(UTC)
+    state = open_state(config)
+    try:
+        result = run_cycle(config, state, now=now, since=since, until=until,
+                           notify=not getattr(args, "no_notify", False))
+    except StateLockedError as exc:
+        print(f"rolewatch once: another cycle is running: {exc}", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"rolewatch once: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        state.close()
+    print(format_summary(result))
+    return 1 if result.errors else 0

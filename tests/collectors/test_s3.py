@@ -1,0 +1,144 @@
+"""S3 trail bucket source against moto server over HTTP."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from monitor import aws
+from monitor.collectors.s3 import days_between, trail_root
+from monitor.pipeline import run_cycle
+from tests.collectors.conftest import LAYOUT_ACCOUNT, layout_files, make_config, record
+
+NOW = datetime(2023, 7, 10, 13, 0, tzinfo=UTC)
+
+
+def upload_layout(s3, bucket: str, shared_data: Path, prefix: str = "") -> int:
+    root = shared_data / "s3_layout" / "invictus"
+    files = layout_files(shared_data)
+    for f in files:
+        key = prefix + f.relative_to(root).as_posix()
+        if prefix.startswith("AWSLogs/o-"):
+            key = prefix + f.relative_to(root / "AWSLogs").as_posix()
+        s3.put_object(Bucket=bucket, Key=key, Body=f.read_bytes())
+    return len(files)
+
+
+def put_records(s3, bucket: str, key: str, records: list[dict]) -> None:
+    s3.put_object(Bucket=bucket, Key=key, Body=gzip.compress(json.dumps({"Records": records}).encode()))
+
+
+@pytest.fixture
+def s3(aws_config):
+    client = aws.client("s3", aws_config)
+    client.create_bucket(Bucket="trail")
+    return client
+
+
+def test_trail_root_and_days() -> None:
+    assert trail_root("") == "AWSLogs/"
+    assert trail_root("AWSLogs/o-abc123/") == "AWSLogs/o-abc123/"
+    assert trail_root("custom") == "custom/AWSLogs/"
+    assert days_between(datetime(2023, 7, 9, 23, tzinfo=UTC), datetime(2023, 7, 11, 1, tzinfo=UTC))[-1].day == 11
+    assert len(days_between(datetime(2023, 7, 9, 23, tzinfo=UTC), datetime(2023, 7, 11, 1, tzinfo=UTC))) == 3
+
+
+def test_reads_the_public_trail_once(tmp_path, s3, aws_config, shared_data, layout_assume_role_ids, state) -> None:
+    n = upload_layout(s3, "trail", shared_data)
+    cfg = make_config(tmp_path, [{"type": "s3", "bucket": "trail"}], aws_config)
+    res = run_cycle(cfg, state, now=NOW)
+    assert res.errors == [] and res.skipped == 0
+    assert res.events_new == 49
+    assert set(state.load_events()["event_id"]) == layout_assume_role_ids
+    [cov] = res.coverage
+    assert (cov.account, cov.region, cov.status, cov.records) == (LAYOUT_ACCOUNT, "us-east-1", "ok", 49)
+    assert cov.start == "2023-07-09T13:00:00Z" and cov.end == "2023-07-10T13:00:00Z"
+    assert len(state.processed_files("s3:trail/")) == n
+    assert state.get_checkpoint("s3:trail/", f"{LAYOUT_ACCOUNT}/us-east-1") == "2023-07-10T13:00:00Z"
+
+    again = run_cycle(cfg, state, now=NOW)
+    assert again.events_new == 0
+    assert again.coverage[0].message == "0 new object(s)"
+
+
+def test_lists_only_the_days_in_the_window(tmp_path, s3, aws_config, state) -> None:
+    base = "AWSLogs/111122223333/CloudTrail/us-east-1/"
+    put_records(s3, "trail", base + "2023/07/10/a.json.gz", [record("in-window")])
+    put_records(s3, "trail", base + "2023/07/01/old.json.gz", [record("too-old", time="2023-07-01T10:00:00Z")])
+    put_records(s3, "trail", base + "2023/07/10/b.json.gz", [record("gets", name="GetObject")])
+    cfg = make_config(tmp_path, [{"type": "s3", "bucket": "trail"}], aws_config)
+    res = run_cycle(cfg, state, now=NOW)
+    assert list(state.load_events()["event_id"]) == ["in-window"]
+    assert res.events_new == 1
+    # an explicit backfill reaches the older day
+    res = run_cycle(cfg, state, now=NOW, since=datetime(2023, 7, 1, tzinfo=UTC))
+    assert res.events_new == 1
+    assert sorted(state.load_events()["event_id"]) == ["in-window", "too-old"]
+
+
+def test_overlap_rereads_but_never_double_counts(tmp_path, s3, aws_config, state) -> None:
+    base = "AWSLogs/111122223333/CloudTrail/us-east-1/2023/07/10/"
+    put_records(s3, "trail", base + "a.json.gz", [record("e1")])
+    cfg = make_config(tmp_path, [{"type": "s3", "bucket": "trail"}], aws_config)
+    assert run_cycle(cfg, state, now=NOW).events_new == 1
+    # a late file repeating e1 (CloudTrail may deliver twice) and a new e2
+    put_records(s3, "trail", base + "late.json.gz", [record("e1"), record("e2")])
+    res = run_cycle(cfg, state, now=NOW.replace(minute=5))
+    assert res.events_new == 1
+    assert res.coverage[0].start == "2023-07-10T12:40:00Z"  # checkpoint 13:00 - 20 min overlap
+
+
+def test_organization_trail_and_account_subset(tmp_path, s3, aws_config, state) -> None:
+    org = "AWSLogs/o-abc123/"
+    put_records(s3, "trail", org + "111122223333/CloudTrail/us-east-1/2023/07/10/a.json.gz", [record("a1")])
+    put_records(s3, "trail", org + "111122223333/CloudTrail/eu-west-1/2023/07/10/a.json.gz", [record("a2")])
+    put_records(s3, "trail", org + "444455556666/CloudTrail/us-east-1/2023/07/10/b.json.gz", [record("b1")])
+    put_records(s3, "trail", org + "444455556666/CloudTrail-Digest/us-east-1/2023/07/10/d.json.gz", [record("dg")])
+    cfg = make_config(tmp_path, [{"type": "s3", "bucket": "trail"}], aws_config)
+    res = run_cycle(cfg, state, now=NOW)
+    assert sorted(state.load_events()["event_id"]) == ["a1", "a2", "b1"]
+    assert sorted((c.account, c.region) for c in res.coverage) == [
+        ("111122223333", "eu-west-1"), ("111122223333", "us-east-1"), ("444455556666", "us-east-1")]
+
+    cfg2 = make_config(tmp_path / "two", [{"type": "s3", "bucket": "trail", "prefix": org,
+                                          "accounts": ["444455556666", "999999999999"],
+                                          "regions": ["us-east-1"]}], aws_config)
+    from monitor.state.sqlite import SqliteState
+
+    other = SqliteState(tmp_path / "two" / "state.db")
+    res2 = run_cycle(cfg2, other, now=NOW)
+    assert list(other.load_events()["event_id"]) == ["b1"]
+    statuses = {(c.account, c.status) for c in res2.coverage}
+    assert statuses == {("444455556666", "ok"), ("999999999999", "failed")}
+    assert any("999999999999" in e for e in res2.errors)
+    other.close()
+
+
+def test_bad_objects_are_skipped_and_reported_by_key(tmp_path, s3, aws_config, state) -> None:
+    base = "AWSLogs/111122223333/CloudTrail/us-east-1/2023/07/10/"
+    good = gzip.compress(json.dumps({"Records": [record("ok1")]}).encode())
+    s3.put_object(Bucket="trail", Key=base + "cut.json.gz", Body=good[:-10])
+    put_records(s3, "trail", base + "good.json.gz", [record("ok2"), record("noid", eventID=None),
+                                                     record("v9", eventVersion="9.0")])
+    cfg = make_config(tmp_path, [{"type": "s3", "bucket": "trail"}], aws_config)
+    res = run_cycle(cfg, state, now=NOW)
+    assert res.events_new == 1
+    assert res.skipped == 3
+    assert res.coverage[0].skipped == 3 and res.coverage[0].status == "ok"
+    # bad content is not retried: the key is processed
+    assert run_cycle(cfg, state, now=NOW).skipped == 0
+
+
+def test_missing_bucket_fails_the_source_not_the_cycle(tmp_path, s3, aws_config, state) -> None:
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "x.jsonl").write_text(json.dumps(record("l1")) + "\n")
+    cfg = make_config(tmp_path, [{"type": "s3", "bucket": "no-such-bucket"},
+                                 {"type": "local", "path": str(tmp_path / "t")}], aws_config)
+    res = run_cycle(cfg, state, now=NOW)
+    assert res.events_new == 1
+    assert [c.status for c in res.coverage] == ["failed", "ok"]
+    assert "NoSuchBucket" in res.errors[0]
