@@ -24,6 +24,8 @@ class RoleInfo:
     tags: dict[str, str] = field(default_factory=dict)
     # service last accessed: namespace -> last authenticated time (None = granted, never used)
     services_last_accessed: dict[str, datetime | None] | None = None
+    # ACTION_LEVEL reports only: "s3:GetObject" -> last accessed (None = never)
+    actions_last_accessed: dict[str, datetime | None] | None = None
 
     @property
     def is_service_linked(self) -> bool:
@@ -51,6 +53,9 @@ class Posture:
     analyzer_findings: list[AnalyzerFinding] = field(default_factory=list)
     accounts: list[str] = field(default_factory=list)  # accounts whose inventory is complete
     organization_accounts: list[str] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)  # account -> why its inventory is missing or stale
+    notices: list[str] = field(default_factory=list)  # e.g. "no unused-access analyzer in ..."
+    collected_at: datetime | None = None
     _by_name: dict[tuple[str, str] | None, RoleInfo] | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -105,8 +110,9 @@ def role_to_dict(role: RoleInfo) -> dict[str, Any]:
     d = asdict(role)
     for k in ("create_date", "last_used"):
         d[k] = _ts(d[k])
-    if role.services_last_accessed is not None:
-        d["services_last_accessed"] = {s: _ts(t) for s, t in role.services_last_accessed.items()}
+    for k in ("services_last_accessed", "actions_last_accessed"):
+        if d[k] is not None:
+            d[k] = {s: _ts(t) for s, t in d[k].items()}
     return d
 
 
@@ -114,8 +120,9 @@ def role_from_dict(d: dict[str, Any]) -> RoleInfo:
     d = dict(d)
     for k in ("create_date", "last_used"):
         d[k] = parse_time(d.get(k))
-    if d.get("services_last_accessed") is not None:
-        d["services_last_accessed"] = {s: parse_time(t) for s, t in d["services_last_accessed"].items()}
+    for k in ("services_last_accessed", "actions_last_accessed"):
+        if d.get(k) is not None:
+            d[k] = {s: parse_time(t) for s, t in d[k].items()}
     return RoleInfo(**d)
 
 
@@ -127,6 +134,9 @@ def posture_to_dict(posture: Posture) -> dict[str, Any]:
         ],
         "accounts": list(posture.accounts),
         "organization_accounts": list(posture.organization_accounts),
+        "errors": dict(posture.errors),
+        "notices": list(posture.notices),
+        "collected_at": _ts(posture.collected_at),
     }
 
 
@@ -140,6 +150,9 @@ def posture_from_dict(d: dict[str, Any]) -> Posture:
         analyzer_findings=findings,
         accounts=list(d.get("accounts", [])),
         organization_accounts=list(d.get("organization_accounts", [])),
+        errors=dict(d.get("errors", {})),
+        notices=list(d.get("notices", [])),
+        collected_at=parse_time(d.get("collected_at")),
     )
 
 
@@ -150,4 +163,6 @@ def merge_postures(parts: list[Posture]) -> Posture:
         out.analyzer_findings.extend(p.analyzer_findings)
         out.accounts.extend(a for a in p.accounts if a not in out.accounts)
         out.organization_accounts.extend(a for a in p.organization_accounts if a not in out.organization_accounts)
+        out.errors.update(p.errors)
+        out.notices.extend(p.notices)
     return out
