@@ -71,11 +71,11 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def analyzer_findings(aa: Any, account_id: str, region: str, *, notices: list[str],
+def analyzer_findings(access_analyzer: Any, account_id: str, region: str, *, notices: list[str],
                       sleep: Callable[[float], Any]) -> list[AnalyzerFinding]:
     """Findings on roles from the analyzers of one account/region, given its accessanalyzer client."""
     try:
-        analyzers = _pages(aa.list_analyzers, "analyzers", sleep)
+        analyzers = _pages(lambda **kw: access_analyzer.list_analyzers(**kw), "analyzers", sleep)
     except ClientError as exc:
         notices.append(f"account {account_id} region {region}: Access Analyzer not readable "
                        f"({error_code(exc)}); its findings are missing")
@@ -92,21 +92,23 @@ def analyzer_findings(aa: Any, account_id: str, region: str, *, notices: list[st
         if analyzer["type"] not in EXTERNAL_TYPES + UNUSED_TYPES:
             continue
         try:
-            out.extend(_findings_of(aa, analyzer["arn"], region, sleep))
+            out.extend(_findings_of(access_analyzer, analyzer["arn"], region, sleep))
         except ClientError as exc:
             notices.append(f"account {account_id} region {region}: findings of analyzer {analyzer['name']} not "
                            f"readable ({error_code(exc)}); they are missing")
     return out
 
 
-def _findings_of(aa: Any, arn: str, region: str, sleep: Callable[[float], Any]) -> list[AnalyzerFinding]:
+def _findings_of(access_analyzer: Any, arn: str, region: str, sleep: Callable[[float], Any]) -> list[AnalyzerFinding]:
     out = []
-    for summary in _pages(aa.list_findings_v2, "findings", sleep, analyzerArn=arn, filter=ROLE_FILTER):
+    for summary in _pages(lambda **kw: access_analyzer.list_findings_v2(**kw), "findings", sleep, analyzerArn=arn,
+                          filter=ROLE_FILTER):
         details: dict[str, Any] = {}
         if summary.get("error"):
             details["error"] = summary["error"]
         if summary.get("findingType") == "UnusedIAMRole":
-            full = retry_throttled(lambda s=summary: aa.get_finding_v2(analyzerArn=arn, id=s["id"]), sleep=sleep)
+            full = retry_throttled(lambda s=summary: access_analyzer.get_finding_v2(analyzerArn=arn, id=s["id"]),
+                                   sleep=sleep)
             for item in full.get("findingDetails", []):
                 details.update(_jsonable(item))
         out.append(_to_finding(summary, arn, region, details))
@@ -117,6 +119,6 @@ def collect_analyzer_findings(session: Any, aws: AwsConfig, account_id: str, reg
                               notices: list[str], sleep: Callable[[float], Any]) -> list[AnalyzerFinding]:
     found: list[AnalyzerFinding] = []
     for region in regions:
-        aa = make_client("accessanalyzer", aws, sess=session, region=region)
-        found.extend(analyzer_findings(aa, account_id, region, notices=notices, sleep=sleep))
+        access_analyzer = make_client("accessanalyzer", aws, sess=session, region=region)
+        found.extend(analyzer_findings(access_analyzer, account_id, region, notices=notices, sleep=sleep))
     return found

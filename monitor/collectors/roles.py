@@ -21,8 +21,8 @@ from monitor.posture.model import RoleInfo, parse_time
 ROLE_WORKERS = 4  # per account; IAM's request rate is per account
 
 
-def _paginate(iam: Any, operation: str, key: str, **params: Any) -> list[Any]:
-    return [item for page in iam.get_paginator(operation).paginate(**params) for item in page[key]]
+def _items(pages: Any, key: str) -> list[Any]:
+    return [item for page in pages for item in page[key]]
 
 
 def describe_role(iam: Any, listed: dict[str, Any]) -> RoleInfo:
@@ -41,9 +41,9 @@ def describe_role(iam: Any, listed: dict[str, Any]) -> RoleInfo:
         last_used_region=last_used.get("Region"),
         max_session_duration=int(role.get("MaxSessionDuration") or 3600),
         trust_policy=load_document(trust) if trust else {},
-        attached_policies=[p["PolicyArn"] for p in
-                           _paginate(iam, "list_attached_role_policies", "AttachedPolicies", RoleName=name)],
-        inline_policies=_paginate(iam, "list_role_policies", "PolicyNames", RoleName=name),
+        attached_policies=[p["PolicyArn"] for p in _items(
+            iam.get_paginator("list_attached_role_policies").paginate(RoleName=name), "AttachedPolicies")],
+        inline_policies=_items(iam.get_paginator("list_role_policies").paginate(RoleName=name), "PolicyNames"),
         tags={t["Key"]: t.get("Value", "") for t in role.get("Tags") or []},
     )
 
@@ -51,7 +51,7 @@ def describe_role(iam: Any, listed: dict[str, Any]) -> RoleInfo:
 def collect_roles(session: Any, aws: AwsConfig, *, notices: list[str] | None = None,
                   workers: int = ROLE_WORKERS) -> list[RoleInfo]:
     iam = make_client("iam", aws, sess=session)
-    listed = _paginate(iam, "list_roles", "Roles")
+    listed = _items(iam.get_paginator("list_roles").paginate(), "Roles")
 
     def one(entry: dict[str, Any]) -> RoleInfo | None:
         try:

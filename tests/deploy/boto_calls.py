@@ -27,6 +27,8 @@ ALIASES = {"ddb": "dynamodb", "dynamo": "dynamodb", "analyzer": "accessanalyzer"
 # where the IAM action is not "<prefix>:<OperationName>"
 S3_ACTIONS = {"ListObjectsV2": "ListBucket", "ListObjects": "ListBucket", "HeadObject": "GetObject",
               "HeadBucket": "ListBucket", "ListObjectVersions": "ListBucketVersions"}
+# Access Analyzer's V2 finding APIs are authorised by the V1 actions (Service Authorization Reference)
+ACCESS_ANALYZER_ACTIONS = {"ListFindingsV2": "ListFindings", "GetFindingV2": "GetFinding"}
 NOT_OPERATIONS = {"get_paginator", "get_waiter", "can_paginate", "close", "meta", "exceptions"}
 
 
@@ -69,6 +71,8 @@ def iam_action(service: str, operation: str) -> str:
     prefix = service_client(service).meta.service_model.signing_name
     if prefix == "s3":
         operation = S3_ACTIONS.get(operation, operation)
+    elif prefix == "access-analyzer":
+        operation = ACCESS_ANALYZER_ACTIONS.get(operation, operation)
     return f"{prefix}:{operation}"
 
 
