@@ -315,7 +315,8 @@ def print_summary(out: _Printer, result: Any, events: Any, labels: list[dict[str
         by.setdefault((f.detector, f.severity), []).append(f)
     for (detector, severity), group in sorted(by.items(), key=lambda kv: (-_rank(kv[0][1]), kv[0][0])):
         out.line(f"  {severity:<8} {detector:<22} {len(group)}")
-        for f in sorted(group, key=lambda f: f.first_seen or "")[:5]:
+        # a long tail of low findings (one per stray denial) would drown the ones that matter
+        for f in sorted(group, key=lambda f: f.first_seen or "")[:5 if _rank(severity) >= _rank("medium") else 2]:
             out.line(f"           {f.title}")
     caught = [lab["incident"] for lab in labels
               if any(set(lab["event_ids"]) & set(f.event_ids) and f.detector == lab["detector"] for f in findings)]
