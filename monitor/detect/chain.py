@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 _MAX_HOPS = 10
-_COLUMNS = (
+CHAIN_COLUMNS = (
     "principal_type",
     "principal_arn",
     "principal_id",
@@ -32,7 +32,7 @@ _COLUMNS = (
 def issued_index(df: pd.DataFrame) -> pd.DataFrame:
     """Successful calls by the key they issued (one row per key)."""
     issued = df[df["success"] & df["access_key_id"].notna()]
-    return issued.drop_duplicates("access_key_id").set_index("access_key_id")[list(_COLUMNS)]
+    return issued.drop_duplicates("access_key_id").set_index("access_key_id")[list(CHAIN_COLUMNS)]
 
 
 def _v(row: Any, col: str) -> Any:

@@ -131,12 +131,38 @@ def bursts(keys: pd.DataFrame, times: pd.Series, gap: timedelta) -> pd.Series:
 
 
 def max_in_window(df: pd.DataFrame, group: pd.Series, window: timedelta) -> pd.Series:
-    """Per group: the most events inside any window of `window` length (both ends inclusive)."""
+    """Per group: the most events inside any window of `window` length (both ends inclusive).
+
+    One sort and one binary search over a composite (group, second) key: for each event, the
+    number of events of its group in [t - window, t]. CloudTrail times have whole seconds.
+    """
     if df.empty:
         return pd.Series(dtype="int64")
-    frame = pd.DataFrame({"g": group.to_numpy(), "t": df["event_time"].array, "one": 1}).sort_values(["g", "t"])
-    counts = frame.groupby("g").rolling(pd.Timedelta(window), on="t", closed="both")["one"].sum()
-    return counts.groupby(level=0).max().astype("int64")
+    codes, uniques = pd.factorize(group.to_numpy())
+    seconds = df["event_time"].astype("int64").to_numpy() // 1_000_000_000
+    seconds = seconds - seconds.min()
+    w = int(pd.Timedelta(window).total_seconds())
+    span = int(seconds.max()) + w + 1
+    key = codes.astype("int64") * span + seconds
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    start = np.searchsorted(key, key - w, side="left")
+    counts = np.arange(len(key)) - start + 1
+    best = pd.Series(counts).groupby(codes[order]).max()
+    return pd.Series(best.to_numpy(), index=uniques[best.index.to_numpy()]).astype("int64")
+
+
+def records_by(df: pd.DataFrame, key: pd.Series, columns: Iterable[str]) -> dict[Any, dict[str, Any]]:
+    """key -> {column: value} for the first row of each key (None for missing), without per-row pandas calls."""
+    first = ~pd.Series(key.to_numpy()).duplicated().to_numpy()
+    keys = key.to_numpy()[first]
+    cols = {}
+    for c in columns:
+        s = df[c].iloc[first]
+        cols[c] = s.astype(object).where(s.notna(), None).tolist()
+    names = list(cols)
+    return {k: dict(zip(names, vals, strict=True)) for k, vals in zip(keys, zip(*cols.values(), strict=True),
+                                                                       strict=True)}
 
 
 def max_distinct_in_window(df: pd.DataFrame, group: pd.Series, item: pd.Series, window: timedelta) -> pd.Series:

@@ -27,8 +27,8 @@ from monitor.detect import (
     unused_role,
     unusual_source_ip,
 )
-from monitor.detect.chain import chain_of, issued_index
-from monitor.detect.common import prepare
+from monitor.detect.chain import CHAIN_COLUMNS, chain_of, issued_index
+from monitor.detect.common import prepare, records_by
 from monitor.detect.context import DetectionContext
 from monitor.detect.posture_detectors import run_posture_detectors
 from monitor.findings import Finding
@@ -90,7 +90,8 @@ def _attach_chains(findings: list[Finding], df: pd.DataFrame) -> None:
     if not needing:
         return
     wanted = {f.event_ids[0] for f in needing}
-    firsts = df[df["event_id"].isin(wanted)].drop_duplicates("event_id").set_index("event_id").to_dict("index")
+    rows = df[df["event_id"].isin(wanted)]
+    firsts = records_by(rows, rows["event_id"], CHAIN_COLUMNS)
     issued = issued_index(df)
     for f in needing:
         chain = chain_of(firsts[f.event_ids[0]], issued)

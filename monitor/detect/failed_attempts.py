@@ -22,6 +22,7 @@ from monitor.detect.common import (
     max_in_window,
     na,
     principal_of,
+    records_by,
     role_name,
     role_of,
     summarise,
@@ -81,8 +82,7 @@ def detect(events: pd.DataFrame, ctx: DetectionContext, cfg: FailedAssumeRoleCon
     if not rest.empty:
         burst = bursts(rest_keys, rest["event_time"], window)
         peak = max_in_window(rest, burst, window)
-        firsts = rest.assign(_b=burst.to_numpy()).drop_duplicates("_b").set_index("_b")[list(_FIRST_EVENT_COLUMNS)]
-        firsts = firsts.to_dict("index")
+        firsts = records_by(rest, burst, _FIRST_EVENT_COLUMNS)
         for row in summarise(rest, burst).itertuples():
             first = firsts[row.Index]
             findings.append(_burst_finding(row, int(peak[row.Index]), cfg, first, ctx))
@@ -90,7 +90,7 @@ def detect(events: pd.DataFrame, ctx: DetectionContext, cfg: FailedAssumeRoleCon
 
 
 def _causes(first: dict[str, Any], ctx: DetectionContext) -> dict[str, str]:
-    event = {c: na(first.get(c)) for c in _FIRST_EVENT_COLUMNS}
+    event = {c: first.get(c) for c in _FIRST_EVENT_COLUMNS}  # records_by gives None for missing
     cause = likely_cause(event, ctx.posture, ctx.now)
     return {"likely_cause": cause} if cause else {}
 

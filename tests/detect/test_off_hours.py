@@ -15,6 +15,7 @@ def test_1759_inside_1800_outside_in_winter_time():
     assert _at("2030-03-29T16:59:00Z") == []
     [f] = _at("2030-03-29T17:00:00Z")
     assert f.details["local_day"] == "2030-03-29" and f.details["local_times"] == ["Fri 18:00:00 CET"]
+    assert f.severity == "medium"
 
 
 def test_1759_inside_1800_outside_after_dst_change():
