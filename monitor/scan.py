@@ -8,8 +8,7 @@ or configuration, 3 a finding at or above `--fail-on`.
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
+import io
 import os
 import sys
 from collections.abc import Iterator
@@ -20,17 +19,19 @@ from typing import IO, Any
 
 import pandas as pd
 
+from monitor.collectors.base import BadInput
+from monitor.collectors.files import Item, is_trail_file, read_file, read_stream
+from monitor.collectors.local import trail_files
 from monitor.config import Config, ConfigError
 from monitor.detect.context import DetectionContext
 from monitor.detect.engine import DetectionResult, run_detectors
-from monitor.events.normalise import RecordError, is_assume_role_record, normalise, parse_event_time
+from monitor.events.normalise import RecordError, normalise, parse_event_time
 from monitor.events.schema import frame_from_rows
 from monitor.findings import SEVERITY_RANK, Finding
 from monitor.posture.model import Posture
 from monitor.redact import redact_text
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_FINDINGS = 0, 1, 2, 3
-_SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
 
 
 class ScanError(RuntimeError):
@@ -47,50 +48,11 @@ class ScanResult:
 
 
 # --------------------------------------------------------------------------- reading
+# The trail readers are the collectors' own (`monitor.collectors.files`): any layout the local
+# collector reads, and the same objects the S3 collector reads.
 
 
-def _open(path: str, raw: bytes | None = None) -> IO[bytes]:
-    import io
-
-    data = raw if raw is not None else Path(path).read_bytes()
-    if path.endswith(".gz") or data[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
-    return io.BytesIO(data)
-
-
-def _records_of(origin: str, stream: IO[bytes]) -> Iterator[tuple[Any, str]]:
-    """A CloudTrail file ({"Records": [...]}), a JSON array, one record, or JSON Lines."""
-    text = stream.read().decode("utf-8")
-    stripped = text.lstrip()
-    if not stripped:
-        return
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError:
-        doc = None
-    if isinstance(doc, dict) and isinstance(doc.get("Records"), list):
-        yield from ((r, f"Records[{i}]") for i, r in enumerate(doc["Records"]))
-    elif isinstance(doc, list):
-        yield from ((r, f"[{i}]") for i, r in enumerate(doc))
-    elif isinstance(doc, dict):
-        yield doc, "record"
-    else:
-        for n, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                yield json.loads(line), f"line {n}"
-            except json.JSONDecodeError as exc:
-                yield RecordError(f"not JSON: {exc.msg}"), f"line {n}"
-
-
-def _local_files(path: Path) -> list[Path]:
-    if path.is_file():
-        return [path]
-    return sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(_SUFFIXES))
-
-
-def _s3_objects(uri: str, config: Config) -> Iterator[tuple[str, bytes]]:
+def _s3_items(uri: str, config: Config, counter: list[int]) -> Iterator[Item]:
     from botocore.exceptions import BotoCoreError, ClientError
 
     from monitor.aws import client
@@ -101,51 +63,43 @@ def _s3_objects(uri: str, config: Config) -> Iterator[tuple[str, bytes]]:
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             for obj in page.get("Contents", []):
                 key = obj["Key"]
-                if key.endswith(_SUFFIXES):
-                    yield f"s3://{bucket}/{key}", s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+                if is_trail_file(key):
+                    counter[0] += 1
+                    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+                    yield from read_stream(io.BytesIO(body), key, f"s3://{bucket}/{key}")
     except (BotoCoreError, ClientError) as exc:
         raise ScanError(f"{uri}: {exc}") from None
 
 
-def _sources(paths: list[str], config: Config) -> Iterator[tuple[str, IO[bytes]]]:
+def _items(paths: list[str], config: Config, progress: Any, counter: list[int]) -> Iterator[Item]:
+    """Records of every path; counter[0] counts the files read."""
     for p in paths:
         if p.startswith("s3://"):
-            for name, body in _s3_objects(p, config):
-                yield name, _open(name, body)
+            yield from _s3_items(p, config, counter)
             continue
-        for f in _local_files(Path(p)):
-            try:
-                yield str(f), _open(str(f))
-            except (OSError, EOFError, gzip.BadGzipFile) as exc:
-                raise ScanError(f"{f}: cannot read: {exc}") from None
+        for f in trail_files(Path(p)):
+            counter[0] += 1
+            if progress:
+                progress(counter[0], str(f))
+            yield from read_file(f)
 
 
 def read_events(paths: list[str], config: Config, progress: Any = None) -> tuple[pd.DataFrame, int, int, list[str]]:
-    """(event table, files read, AssumeRole records, skipped "origin:position: why")."""
+    """(event table, files read, AssumeRole records, skipped "origin [position]: why")."""
     rows: list[dict[str, Any]] = []
     skipped: list[str] = []
-    files = records = 0
-    for origin, stream in _sources(paths, config):
-        files += 1
-        if progress:
-            progress(files, origin)
-        try:
-            items = list(_records_of(origin, stream))
-        except UnicodeDecodeError as exc:
-            skipped.append(f"{origin}: not UTF-8 text: {exc.reason}")
+    counter = [0]
+    records = 0
+    for item in _items(paths, config, progress, counter):
+        if isinstance(item, BadInput):
+            skipped.append(str(item))
             continue
-        for record, position in items:
-            if isinstance(record, RecordError):
-                skipped.append(f"{origin}:{position}: {record}")
-                continue
-            if not isinstance(record, dict) or not is_assume_role_record(record):
-                continue
-            records += 1
-            try:
-                rows.append(normalise(record))
-            except RecordError as exc:
-                skipped.append(f"{origin}:{position}: {exc}")
-    return frame_from_rows(rows), files, records, skipped
+        records += 1
+        try:
+            rows.append(normalise(item.record))
+        except RecordError as exc:
+            skipped.append(f"{item.origin} [{item.position}]: {exc}")
+    return frame_from_rows(rows), counter[0], records, skipped
 
 
 # --------------------------------------------------------------------------- scanning

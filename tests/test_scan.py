@@ -111,4 +111,4 @@ def test_bad_records_are_named_and_skipped(tmp_path, capsys):
     f.write_text('{"eventName": "AssumeRole", "eventSource": "sts.amazonaws.com"}\nnot json\n')
     assert main(["scan", str(f)]) == 0
     err = capsys.readouterr().err
-    assert f"{f}:line 1: record has no eventID" in err and f"{f}:line 2: not JSON" in err
+    assert f"{f} [line 1]: record has no eventID" in err and f"{f} [line 2]: not" in err
