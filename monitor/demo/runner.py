@@ -185,6 +185,11 @@ accounts = ["{made.owner_account}", "{made.dev_account}"]
 type = "cloudwatch_logs"
 log_groups = ["{made.log_group}"]
 
+# moto implements neither GenerateServiceLastAccessedDetails nor Access Analyzer's findings APIs
+[posture]
+last_accessed = false
+access_analyzer = false
+
 # the generated people work 08:30-17:30 in {spec.timezone}
 [detectors.off_hours]
 timezone = "{spec.timezone}"
@@ -200,13 +205,25 @@ learning_days = {spec.learning_days}
     return path
 
 
+def _collect_posture(config: Config, state: Any, now: datetime) -> Any:
+    """The IAM inventory of the owner account (trust policies explain denials; unused roles).
+
+    None when this build has no posture collectors: the cycle then runs without inventory."""
+    try:
+        from monitor.posture.store import collect_posture
+    except ImportError:
+        return None
+    return collect_posture(config, state, now)
+
+
 def _run_cycle(config: Config, now: datetime, since: datetime) -> Any:
     from monitor.pipeline import run_cycle
     from monitor.state import open_state
 
     state = open_state(config)
     try:
-        result = run_cycle(config, state, now=now, since=since, until=now, notify=False)
+        posture = _collect_posture(config, state, now)
+        result = run_cycle(config, state, now=now, since=since, until=now, notify=False, posture=posture)
         events = state.load_events(since=since - timedelta(days=1), until=now + timedelta(days=1))
     finally:
         state.close()
@@ -317,7 +334,8 @@ def print_summary(out: _Printer, result: Any, events: Any, labels: list[dict[str
         out.line(f"  {severity:<8} {detector:<22} {len(group)}")
         # a long tail of low findings (one per stray denial) would drown the ones that matter
         for f in sorted(group, key=lambda f: f.first_seen or "")[:5 if _rank(severity) >= _rank("medium") else 2]:
-            out.line(f"           {f.title}")
+            cause = (f.details or {}).get("likely_cause")
+            out.line(f"           {f.title}" + (f" (likely cause: {cause})" if cause else ""))
     caught = [lab["incident"] for lab in labels
               if any(set(lab["event_ids"]) & set(f.event_ids) and f.detector == lab["detector"] for f in findings)]
     out.line(f"planted incidents caught: {len(caught)}/{len(labels)}" + (f" ({', '.join(caught)})" if caught else ""))
