@@ -94,7 +94,8 @@ class CloudWatchLogsSource(_SourceBase):
     log_groups: list[str] = Field(min_length=1)
     filter_pattern: str = "assume_role_family"  # name of a file in queries/filter_patterns
     requests_per_second: float = Field(default=5.0, gt=0)
-    slice_minutes: int = Field(default=60, ge=1)
+    # one FilterLogEvents query (and checkpoint) per slice: a crash re-reads at most one slice
+    slice_minutes: int = Field(default=1440, ge=1)
 
 
 class LookupEventsSource(_SourceBase):

@@ -16,6 +16,9 @@ from typing import Any
 
 from monitor.findings import iso
 
+FILES_PER_BATCH = 50
+RECORDS_PER_BATCH = 20_000
+
 
 @dataclass(frozen=True, slots=True)
 class RawRecord:
@@ -75,6 +78,16 @@ class Batch:
     checkpoints: dict[str, Any] = field(default_factory=dict)  # checkpoint key -> value
     files: dict[str, str] = field(default_factory=dict)  # path/key -> version, marked processed
 
+    def add(self, item: RawRecord | BadInput | None) -> None:
+        if isinstance(item, RawRecord):
+            self.records.append(item)
+        elif isinstance(item, BadInput):
+            self.bad.append(item)
+
+    def full(self) -> bool:
+        """Big enough to store now (memory stays flat on long backfills)."""
+        return len(self.records) >= RECORDS_PER_BATCH
+
 
 @dataclass(frozen=True)
 class CycleWindow:
@@ -125,10 +138,6 @@ def parse_checkpoint(value: Any) -> datetime | None:
     return parse_event_time(value)
 
 
-FILES_PER_BATCH = 50
-RECORDS_PER_BATCH = 20_000
-
-
 def file_batches(
     files: Iterable[tuple[str, str | None, Iterable[RawRecord | BadInput]]],
     span: Span,
@@ -144,7 +153,7 @@ def file_batches(
     batch = Batch(span=span)
     for name, version, items in files:
         for item in items:
-            (batch.records if isinstance(item, RawRecord) else batch.bad).append(item)  # type: ignore[arg-type]
+            batch.add(item)
         if version is not None:
             batch.files[name] = version
         if len(batch.files) >= max_files or len(batch.records) >= max_records:
