@@ -118,9 +118,9 @@ def store_batch(state: StateStore, sid: str, batch: Batch) -> tuple[int, list[Ba
         by_id.setdefault(row["event_id"], row)
     unseen = state.unseen_event_ids(by_id) if by_id else set()
     new_rows = [row for eid, row in by_id.items() if eid in unseen]
-    frame = merge_shared_copies(frame_from_rows(new_rows))
     with state.transaction():
-        stored = state.add_events(frame)
+        # most overlap re-reads and empty slices bring nothing new: skip building an empty frame
+        stored = state.add_events(merge_shared_copies(frame_from_rows(new_rows))) if new_rows else 0
         for key, value in batch.checkpoints.items():
             state.set_checkpoint(sid, value, key)
         for path, version in batch.files.items():

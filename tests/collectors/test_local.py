@@ -8,7 +8,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from monitor.pipeline import run_cycle
-from tests.collectors.conftest import layout_files, make_config, record, write_jsonl, write_records_file
+from tests.collectors.conftest import (
+    layout_files,
+    make_config,
+    record,
+    write_jsonl,
+    write_records_file,
+)
 
 NOW = datetime(2023, 7, 11, tzinfo=UTC)
 
@@ -20,8 +26,13 @@ def test_reads_the_s3_layout_copied_to_disk_once(tmp_path: Path, shared_data: Pa
     cfg = make_config(tmp_path, [{"type": "local", "path": str(trail)}])
     first = run_cycle(cfg, state, now=NOW)
     assert first.events_new == len(layout_assume_role_ids) == 49
-    assert set(state.load_events()["event_id"]) == layout_assume_role_ids
+    events = state.load_events()
+    assert set(events["event_id"]) == layout_assume_role_ids
     assert first.skipped == 0 and first.errors == []
+    # every record of the real trail is complete enough to place in time and on a role
+    assert events["event_time"].notna().all() and events["role_arn"].notna().all()
+    assert events["account_id"].notna().all()  # recipientAccountId (anonymised: not the folder's account)
+    assert set(events["event_name"]) <= {"AssumeRole", "AssumeRoleWithSAML", "AssumeRoleWithWebIdentity"}
     [cov] = first.coverage
     assert cov.status == "ok" and cov.records == 49
     assert (cov.start, cov.end) == ("2023-07-10T11:54:42Z", "2023-07-10T12:32:00Z")
