@@ -15,6 +15,7 @@ and returned in `errors`; the others finish.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import logging
 import threading
 import time
@@ -25,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import boto3
+import botocore.loaders
 import botocore.session
 from botocore.credentials import CredentialProvider, CredentialResolver, RefreshableCredentials
 
@@ -43,6 +45,12 @@ T = TypeVar("T")
 ADVISORY_REFRESH_SECONDS = 5 * 60
 MANDATORY_REFRESH_SECONDS = 2 * 60
 MIN_DURATION_SECONDS = 900  # the STS minimum
+
+
+@functools.cache
+def _shared_loader() -> botocore.loaders.Loader:
+    """One model loader for every account's session: service models are parsed once, not per account."""
+    return botocore.loaders.create_loader()
 
 
 @dataclass
@@ -154,6 +162,7 @@ class AuditSessions:
     def session(self, account_id: str) -> boto3.session.Session:
         creds = self.credentials(account_id)
         core = botocore.session.Session()
+        core.register_component("data_loader", _shared_loader())
         core.register_component("credential_provider", CredentialResolver([_FixedProvider(creds)]))
         return boto3.session.Session(botocore_session=core, region_name=self.config.aws.region)
 

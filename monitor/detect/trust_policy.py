@@ -6,7 +6,7 @@ Pure: a Posture, the detector's config and the clock in; findings out. The check
 - `cross_account_without_external_id` — an AWS principal of another account (outside the
   Organization when it is known) may assume the role with no `sts:ExternalId` condition:
   third-party access without confused-deputy protection.
-- `wildcard_principal` — `"Principal": "*"` or `{"AWS": "*"}` with no condition that
+- `wildcard_principal` — `"Principal": "*"`, `{"AWS": "*"}` or an Allow with `NotPrincipal`, with no condition that
   restricts who the caller is (aws:PrincipalOrgID, aws:PrincipalAccount, aws:PrincipalArn, ...).
 - `account_root_trust` — the whole account (`:root` or a bare account id) is trusted with no
   aws:PrincipalArn-style condition, where a specific principal would do.
@@ -73,6 +73,8 @@ def _restricting_keys(statement: Statement) -> set[str]:
 
 
 def _aws_principals(statement: Statement) -> list[PrincipalRef]:
+    if statement.not_principals is not None:
+        return [PrincipalRef("*", "*")]  # Allow with NotPrincipal: everyone but the few listed
     return [p for p in statement.principals or [] if p.kind in ("AWS", "*")]
 
 
@@ -94,7 +96,7 @@ class _RoleReview:
         self.statements = [
             (st.sid or f"Statement[{i}]", st)
             for i, st in enumerate(policy.statements)
-            if st.allows and st.action_matches(ASSUME_ROLE) and st.principals is not None
+            if st.allows and st.action_matches(ASSUME_ROLE)
         ]
 
     def flag(self, check: str, severity: str, title: str, sid: str | None, principal: str | None = None) -> _Issue:

@@ -70,6 +70,9 @@ CASES = [
      set()),
     ("specific same-account principal is fine", [allow({"AWS": f"arn:aws:iam::{ME}:role/ci"})], None, set()),
     ("service principal is fine", [allow({"Service": "lambda.amazonaws.com"})], None, set()),
+    ("Allow with NotPrincipal trusts everyone else",
+     [{"Effect": "Allow", "NotPrincipal": {"AWS": f"arn:aws:iam::{ME}:user/x"}, "Action": "sts:AssumeRole"}], None,
+     {"wildcard_principal"}),
     ("Deny statements are not trust", [{"Effect": "Deny", "Principal": "*", "Action": "sts:AssumeRole"}], None, set()),
 ]
 
