@@ -176,14 +176,15 @@ max_attempts = 3
 [collection]
 initial_lookback_hours = {lookback}
 
+# the log group holds the last day, the bucket everything: events seen in one are not stored again
+[[sources]]
+type = "cloudwatch_logs"
+log_groups = ["{made.log_group}"]
+
 [[sources]]
 type = "s3"
 bucket = "{made.trail_bucket}"
 accounts = ["{made.owner_account}", "{made.dev_account}"]
-
-[[sources]]
-type = "cloudwatch_logs"
-log_groups = ["{made.log_group}"]
 
 # moto implements neither GenerateServiceLastAccessedDetails nor Access Analyzer's findings APIs
 [posture]
@@ -306,10 +307,10 @@ def print_summary(out: _Printer, result: Any, events: Any, labels: list[dict[str
 
     out.line()
     out.line(f"cycle {result.run_id}: {result.events_new:,} AssumeRole-family records stored, "
-             f"{result.skipped:,} skipped")
+             f"{result.skipped:,} skipped (a record both sources hold is stored once)")
     for cov in result.coverage:
         where = " ".join(x for x in (cov.account, cov.region) if x)
-        out.line(f"  source {cov.source}{' ' + where if where else ''}: {cov.status}, {cov.records:,} records"
+        out.line(f"  source {cov.source}{' ' + where if where else ''}: {cov.status}, {cov.records:,} new records"
                  f" ({cov.start} .. {cov.end})" + (f" - {cov.message}" if cov.message else ""))
     if len(events):
         calls = one_row_per_call(merge_shared_copies(events))

@@ -52,8 +52,8 @@ def test_config_points_both_sources_at_the_local_endpoint(tmp_path: Path) -> Non
     spec = synth.make_spec(21, synth.DEMO_ACCOUNTS, end=NOW)
     cfg = load_config(runner.write_config(tmp_path, "http://127.0.0.1:5999", made, spec))
     assert cfg.aws.endpoint_url == "http://127.0.0.1:5999"
-    assert [s.type for s in cfg.sources] == ["s3", "cloudwatch_logs"]
-    assert cfg.sources[0].bucket == scenario.TRAIL_BUCKET and cfg.sources[1].log_groups == ["aws-cloudtrail-logs"]
+    assert [s.type for s in cfg.sources] == ["cloudwatch_logs", "s3"]
+    assert cfg.sources[1].bucket == scenario.TRAIL_BUCKET and cfg.sources[0].log_groups == ["aws-cloudtrail-logs"]
     assert cfg.detectors.off_hours.timezone == synth.TIMEZONE
     assert cfg.collection.initial_lookback_hours >= 21 * 24
     assert cfg.resolve_path(cfg.state.path) == tmp_path / "state.db"
