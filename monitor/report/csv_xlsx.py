@@ -5,13 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import zipfile
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from monitor.report.cells import cell_value, text_rows
+from monitor.report.cells import column_values, text_rows
 from monitor.report.tables import SECTIONS, ReviewTables
 
 
@@ -53,15 +52,18 @@ def write_csv(tables: ReviewTables, path: Path) -> Path:
     return path
 
 
-def _xlsx_value(value: Any) -> Any:
+def _xlsx_column(s: pd.Series) -> list[Any]:
+    """Cells for one column: real numbers and times (naive UTC: Excel has no zones), clean text."""
     from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
-    if isinstance(value, pd.Timestamp):
-        return None if pd.isna(value) else value.tz_convert("UTC").tz_localize(None).to_pydatetime()
-    v = cell_value(value)
-    if isinstance(v, str):
-        return ILLEGAL_CHARACTERS_RE.sub("", v)
-    return v
+    if str(s.dtype).startswith("datetime64"):
+        naive = s.dt.tz_convert("UTC").dt.tz_localize(None)
+        return [None if pd.isna(v) else v.to_pydatetime() for v in naive]
+    values = column_values(s)
+    if str(s.dtype) == "string":
+        # control characters are not allowed in XLSX cells (openpyxl raises on them)
+        return [ILLEGAL_CHARACTERS_RE.sub("", v) if v and ILLEGAL_CHARACTERS_RE.search(v) else v for v in values]
+    return values
 
 
 def write_xlsx(tables: ReviewTables, path: Path) -> Path:
@@ -89,11 +91,7 @@ def write_xlsx(tables: ReviewTables, path: Path) -> Path:
     sheet("report", meta[0], meta[1:])
     for name in SECTIONS:
         df = tables.sections[name]
-        sheet(name, list(df.columns), ([_xlsx_value(v) for v in row] for row in df.itertuples(index=False, name=None)))
+        columns = [_xlsx_column(df[c]) for c in df.columns]
+        sheet(name, list(df.columns), zip(*columns, strict=True) if columns else [])
     wb.save(path)
     return path
-
-
-def xlsx_datetime_to_iso(value: datetime) -> str:
-    """How a reader turns an XLSX time (naive UTC) back into the report's ISO form."""
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")

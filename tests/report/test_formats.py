@@ -98,3 +98,26 @@ def test_no_secret_reaches_any_format(tmp_path: Path) -> None:
         assert "***" in text, fmt  # masked, not dropped: the row is still there
     assert "<script>alert(1)" not in blobs["html"]  # markup in data is escaped
     assert "&lt;script&gt;" in blobs["html"]
+
+
+def test_column_formatting_equals_cell_formatting(review) -> None:
+    from monitor.report.cells import cell_text, cell_value, records
+
+    for name, df in review.sections.items():
+        per_cell = [[cell_text(v) for v in row] for row in df.itertuples(index=False, name=None)]
+        assert text_rows(df) == per_cell, name
+        per_value = [{c: cell_value(v) for c, v in zip(df.columns, row, strict=True)}
+                     for row in df.itertuples(index=False, name=None)]
+        assert records(df) == per_value, name
+
+
+def test_batch_redaction_equals_one_value_at_a_time() -> None:
+    from monitor.redact import redact_text, register_secret
+    from monitor.report.tables import redacted_values
+
+    register_secret("batch-secret-9")
+    values = ["plain", "has batch-secret-9 inside", "externalId=abc123", "ends with externalId",
+              "=starts-with-equals", "xoxb-1234567890-abcdef", "brace }\n newline batch-secret-9", ""]
+    expected = {v: redact_text(v) for v in values if redact_text(v) != v}
+    assert redacted_values(values) == expected
+    assert set(expected) == {values[1], values[2], values[5], values[6]}
