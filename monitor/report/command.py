@@ -12,6 +12,7 @@ import pandas as pd
 
 from monitor.config import Config
 from monitor.posture.model import Posture
+from monitor.posture.store import load_posture
 from monitor.report.render import default_name, render_text, write_report
 from monitor.report.tables import (
     SNAPSHOT_NAMESPACE,
@@ -46,15 +47,6 @@ def report_period(since: datetime | None, until: datetime | None, now: datetime,
     if start >= end:
         raise UsageError(f"--since ({start.isoformat()}) must be before --until ({end.isoformat()})")
     return Period(start, end)
-
-
-def load_posture(state: Any) -> Posture:
-    """What the posture collectors last stored; empty until they have run (or are part of this build)."""
-    try:
-        from monitor.posture.store import load_posture as load  # type: ignore[import-not-found]
-    except ImportError:
-        return Posture()
-    return load(state)  # type: ignore[no-any-return]
 
 
 def review_from_state(config: Config, state: Any, *, now: datetime, period: Period,

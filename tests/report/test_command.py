@@ -145,3 +145,21 @@ def test_offline_with_an_iam_snapshot(tmp_path: Path) -> None:
     assert "| unused_roles | 1 |" in text and "| cross_account_roles | 2 |" in text
     assert "| roles_to_remove | 1 |" in text
     assert "1 unreadable trail records or files were skipped" in text
+
+
+def test_online_with_the_stored_posture_matches_the_golden_review(state_config: Path, tmp_path: Path,
+                                                                  review) -> None:
+    from monitor.posture.store import save_posture
+
+    st = SqliteState(tmp_path / "state.db")
+    save_posture(st, org.posture())
+    st.close()
+    out = tmp_path / "r.json"
+    assert _report(state_config, "--format", "json", "--output", str(out)) == 0
+    summary = json.loads(out.read_text())["summary"]
+    golden = dict(zip(review.sections["summary"]["metric"], review.sections["summary"]["value"], strict=True))
+    changes = {"new_roles", "new_trusted_principals", "newly_unused_roles", "removed_roles"}
+    # the same facts through the real state and posture store; no previous report there, so no changes
+    assert {k: v for k, v in summary.items() if k not in changes} == {
+        k: int(v) for k, v in golden.items() if k not in changes}
+    assert all(summary[k] == 0 for k in changes)
