@@ -66,7 +66,7 @@ def review_offline(config: Config, trail: list[str], snapshots: list[str], *, no
                    accounts: list[str] | None = None) -> tuple[ReviewTables, int]:
     from monitor.report.offline import read_iam_snapshots, read_trail
 
-    events, skipped = read_trail(trail)
+    events, skipped = read_trail(trail, config)
     notices: list[str] = []
     posture = read_iam_snapshots(snapshots, notices) if snapshots else Posture()
     findings = offline_findings(events, posture, config, period)
@@ -74,8 +74,8 @@ def review_offline(config: Config, trail: list[str], snapshots: list[str], *, no
                           now=now, source="offline")
     tables.meta["notes"].extend(notices)
     if skipped:
-        tables.meta["notes"].append(f"{skipped} unreadable trail records or files were skipped (see log)")
-    return tables, skipped
+        tables.meta["notes"].append(f"{len(skipped)} unreadable trail records or files were skipped (see log)")
+    return tables, len(skipped)
 
 
 def offline_findings(events: pd.DataFrame, posture: Posture, config: Config, period: Period) -> list[Any]:
