@@ -1,8 +1,8 @@
 """`long_session`: sessions requested for longer than `max_duration_seconds`.
 
 The duration is the `DurationSeconds` the caller asked for (a call without it gets the one-hour
-default). One finding per (role, principal, UTC day): low, medium from four times the limit up
-(a 12-hour session where an hour is the norm keeps stolen credentials alive all day).
+default). One finding per (role, principal, UTC day), severity low: session length is hygiene,
+not an incident by itself.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def detect(events: pd.DataFrame, ctx: DetectionContext, cfg: LongSessionConfig) 
         findings.append(
             event_finding(
                 NAME,
-                "medium" if int(longest[row.Index]) >= 4 * cfg.max_duration_seconds else "low",
+                "low",
                 f"{who(row)} took a {hours:g} h session on {role_name(na(row.role_arn))}",
                 fingerprint(NAME, k["role"], k["principal"], k["day"]),
                 row,

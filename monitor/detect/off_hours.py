@@ -3,8 +3,8 @@
 Business hours are `[start, end)` local time (17:59 is inside "08:00-18:00", 18:00 is not) on
 `business_days`, except `holidays`. A role matching an override's ARN glob uses that override's
 zone, hours and days. `exempt_principals` (globs on the caller's ARN or key) and AWS services are
-never flagged. One finding per (role, principal, local day), severity medium: a person working
-at 3 a.m. is worth a look; automation that runs at night belongs in `exempt_principals`.
+never flagged. One finding per (role, principal, local day): low, medium for a cross-account
+principal. Automation that runs at night belongs in `exempt_principals`.
 """
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ def detect(events: pd.DataFrame, ctx: DetectionContext, cfg: OffHoursConfig) -> 
         findings.append(
             event_finding(
                 NAME,
-                "medium",
+                "medium" if na(row.is_cross_account) else "low",
                 f"{who(row)} assumed {role_name(na(row.role_arn))} outside business hours on {k['day']}",
                 fingerprint(NAME, k["role"], k["principal"], k["day"]),
                 row,

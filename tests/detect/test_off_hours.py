@@ -15,7 +15,10 @@ def test_1759_inside_1800_outside_in_winter_time():
     assert _at("2030-03-29T16:59:00Z") == []
     [f] = _at("2030-03-29T17:00:00Z")
     assert f.details["local_day"] == "2030-03-29" and f.details["local_times"] == ["Fri 18:00:00 CET"]
-    assert f.severity == "medium"
+    assert f.severity == "low"
+    bob = user("bob", account="444455556666")
+    [g] = _at("2030-03-29T17:00:00Z", who=bob)
+    assert g.severity == "medium" and g.details["cross_account"] is True
 
 
 def test_1759_inside_1800_outside_after_dst_change():
