@@ -49,9 +49,10 @@ def describe_role(iam: Any, listed: dict[str, Any]) -> RoleInfo:
 
 
 def collect_roles(session: Any, aws: AwsConfig, *, notices: list[str] | None = None,
-                  workers: int = ROLE_WORKERS) -> list[RoleInfo]:
+                  workers: int = ROLE_WORKERS, page_size: int | None = None) -> list[RoleInfo]:
     iam = make_client("iam", aws, sess=session)
-    listed = _items(iam.get_paginator("list_roles").paginate(), "Roles")
+    pages = {"PaginationConfig": {"PageSize": page_size}} if page_size else {}
+    listed = _items(iam.get_paginator("list_roles").paginate(**pages), "Roles")
 
     def one(entry: dict[str, Any]) -> RoleInfo | None:
         try:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import boto3
 
+from monitor.aws import add_client_hook, remove_client_hook
 from monitor.collectors.organizations import (
     AuditSessions,
     effective_duration,
@@ -29,10 +30,20 @@ def org_config(endpoint: str, **org: object) -> Config:
 
 
 def test_role_inventory_paginated_with_details(org_moto: str, org_aws: AwsConfig) -> None:
-    sess = provision_account(org_moto, "222222222222", roles=105)  # ListRoles pages at 100
-    notices: list[str] = []
-    roles = {r.name: r for r in collect_roles(sess, org_aws, notices=notices)}
-    assert len(roles) == 107 and notices == []
+    sess = provision_account(org_moto, "222222222222", roles=10)
+    calls: list[str] = []
+
+    def count(model, **_: object) -> None:  # noqa: ANN001
+        calls.append(model.name)
+
+    add_client_hook("before-call", count)
+    try:
+        notices: list[str] = []
+        roles = {r.name: r for r in collect_roles(sess, org_aws, notices=notices, page_size=5)}
+    finally:
+        remove_client_hook("before-call", count)
+    assert len(roles) == 12 and notices == []
+    assert calls.count("ListRoles") == 3  # 12 roles in pages of 5: Marker pagination followed
     vendor = roles["vendor"]
     assert vendor.arn == "arn:aws:iam::222222222222:role/vendor" and vendor.account_id == "222222222222"
     assert vendor.max_session_duration == 43200
