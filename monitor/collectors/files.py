@@ -86,6 +86,18 @@ def records_from_lines(lines: Any, origin: str) -> Iterator[Item]:
         yield BadInput(origin, f"line {n + 1}", f"truncated or corrupt gzip: {exc}")
 
 
+def _is_json_lines(data: bytes) -> bool:
+    """More than one line, and the first line is a whole JSON object on its own."""
+    stripped = data.strip()
+    first, sep, _ = stripped.partition(b"\n")
+    if not sep or not _looks_like_object(first.strip()):
+        return False
+    try:
+        return isinstance(orjson.loads(first), dict)
+    except orjson.JSONDecodeError:
+        return False
+
+
 def records_from_bytes(data: bytes, origin: str) -> Iterator[Item]:
     """A whole decompressed `.json` document -> records of interest.
 
@@ -100,9 +112,9 @@ def records_from_bytes(data: bytes, origin: str) -> Iterator[Item]:
     try:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        if data.strip().count(b"\n"):  # JSON Lines under a .json name
+        if _is_json_lines(data):  # JSON Lines under a .json name
             yield from records_from_lines(data.splitlines(), origin)
-        else:
+        else:  # one broken document (e.g. a pretty-printed file cut short): one report, not one per line
             yield BadInput(origin, f"byte {exc.pos}", f"not valid JSON: {exc.msg}")
         return
     if isinstance(doc, dict) and isinstance(doc.get("Records"), list):

@@ -131,3 +131,13 @@ def test_digest_and_other_files_are_not_trail_files() -> None:
 def test_unreadable_file_is_bad_input(tmp_path: Path) -> None:
     bad = list(read_file(tmp_path / "missing.json"))
     assert len(bad) == 1 and isinstance(bad[0], BadInput) and "cannot open" in bad[0].reason
+
+
+def test_pretty_printed_records_file_cut_short_is_one_bad_input(tmp_path: Path) -> None:
+    text = json.dumps({"Records": [record("a"), record("b")]}, indent=2)
+    path = tmp_path / "pretty.json"
+    path.write_text(text[: len(text) - 40])
+    good, bad = split(list(read_file(path)))
+    assert good == [] and len(bad) == 1 and bad[0].position.startswith("byte ")
+    path.write_text(text)
+    assert [r.record["eventID"] for r in read_file(path)] == ["a", "b"]
