@@ -11,7 +11,16 @@ import json
 from typing import Any
 
 from alerts.base import Message
-from alerts.render import SEVERITY_MARK, console_url, facts, headline, likely_cause, summary_line, truncate
+from alerts.render import (
+    SEVERITY_MARK,
+    console_url,
+    facts,
+    headline,
+    likely_cause,
+    role_console_url,
+    summary_line,
+    truncate,
+)
 from monitor.findings import SEVERITY_RANK, Finding
 from monitor.redact import redact
 
@@ -54,6 +63,8 @@ def finding_blocks(message: Message, *, zone: str, default_region: str) -> list[
     url = console_url(f, default_region)
     if url:
         blocks.append(_section(f"<{url}|View the event in CloudTrail event history>"))
+    elif role_console_url(f):
+        blocks.append(_section(f"<{role_console_url(f)}|View the role in the IAM console>"))
     if f.details:
         body = json.dumps(redact(f.details), indent=1, default=str, sort_keys=True)
         blocks.append(_section("*Details*\n```" + escape(body) + "```"))

@@ -36,6 +36,13 @@ def console_url(finding: Finding, default_region: str) -> str | None:
             f"#/events/{quote(finding.event_ids[0])}")
 
 
+def role_console_url(finding: Finding) -> str | None:
+    """The role in the IAM console: the link for posture findings, which have no event."""
+    if not finding.role_arn or ":role/" not in finding.role_arn:
+        return None
+    return f"https://console.aws.amazon.com/iam/home#/roles/details/{quote(finding.role_arn.rsplit('/', 1)[-1])}"
+
+
 def likely_cause(finding: Finding) -> str | None:
     for key in ("likely_cause", "cause"):
         value = finding.details.get(key)
@@ -122,5 +129,7 @@ def plain_text(message: Message, *, zone: str = "UTC", default_region: str = "us
         url = console_url(f, default_region)
         if url:
             lines.append(f"CloudTrail: {url}")
+        elif role_console_url(f):
+            lines.append(f"IAM: {role_console_url(f)}")
         lines.append(f"Fingerprint: {f.fingerprint}")
     return truncate(redact_text("\n".join(lines)), limit, "message")

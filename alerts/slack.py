@@ -21,7 +21,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from alerts.base import DeliveryError, HttpNotifier, Message
-from alerts.blocks import message_blocks
+from alerts.blocks import escape, message_blocks
 from alerts.render import plain_text
 from alerts.retry import Sleep, describe, retry_handlers
 from monitor.config import SlackNotifier as SlackNotifierConfig
@@ -83,7 +83,7 @@ class SlackNotifier(HttpNotifier):
         """The chat.postMessage arguments (redacted), without sending."""
         args: dict[str, Any] = {
             "channel": self.cfg.channel,
-            "text": plain_text(message, zone=self.cfg.timezone, default_region=self.default_region),
+            "text": escape(plain_text(message, zone=self.cfg.timezone, default_region=self.default_region)),
             "blocks": message_blocks(message, zone=self.cfg.timezone, default_region=self.default_region),
             "unfurl_links": False,
             "unfurl_media": False,

@@ -13,7 +13,7 @@ from slack_sdk.errors import SlackClientError
 from slack_sdk.webhook import WebhookClient
 
 from alerts.base import DeliveryError, HttpNotifier, Message
-from alerts.blocks import message_blocks
+from alerts.blocks import escape, message_blocks
 from alerts.render import plain_text
 from alerts.retry import describe, retry_handlers
 from monitor.config import SlackWebhookNotifier as SlackWebhookConfig
@@ -38,7 +38,7 @@ class SlackWebhookNotifier(HttpNotifier):
         what = f"notifier {self.name}"
         client = WebhookClient(target_url(self.cfg, what), timeout=10, retry_handlers=retry_handlers(sleep=self.sleep))
         body = redact({
-            "text": plain_text(message, zone=self.cfg.timezone, default_region=self.default_region),
+            "text": escape(plain_text(message, zone=self.cfg.timezone, default_region=self.default_region)),
             "blocks": message_blocks(message, zone=self.cfg.timezone, default_region=self.default_region),
             "unfurl_links": False,
             "unfurl_media": False,

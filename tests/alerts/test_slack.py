@@ -67,6 +67,18 @@ def test_user_controlled_text_cannot_inject_links_or_mentions(slack: SlackStandi
     run([f], state, slack_config(slack), NOW, sleeps)
     fields = field_texts(slack.messages[0].blocks)
     assert "*Principal*\n&lt;!channel&gt; &lt;https://evil.example|click&gt;" in fields
+    # the notification fallback is mrkdwn too
+    assert "Principal: &lt;!channel&gt; &lt;https://evil.example|click&gt;" in slack.messages[0].text
+    assert "<!channel>" not in slack.messages[0].text
+
+
+def test_posture_finding_without_events_links_the_role(slack: SlackStandin, state, sleeps) -> None:  # noqa: ANN001
+    f = make_finding(detector="trust_policy", event_ids=[], details={"check": "wildcard_principal"},
+                     role_arn="arn:aws:iam::111122223333:role/service/Deploy")
+    run([f], state, slack_config(slack), NOW, sleeps)
+    text = all_text(slack.messages[0].blocks)
+    assert "<https://console.aws.amazon.com/iam/home#/roles/details/Deploy|View the role in the IAM console>" in text
+    assert "cloudtrailv2" not in text and "Likely cause" not in text
 
 
 def test_oversized_finding_is_truncated_with_a_note_not_rejected(slack: SlackStandin, state, sleeps) -> None:  # noqa: ANN001
