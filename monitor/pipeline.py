@@ -207,7 +207,7 @@ def _detect_and_notify(config: Config, state: StateStore, window: CycleWindow, p
             result.suppressed.append(finding)
         for key, value in detected.baselines.items():
             state.put_json("baselines", key, value)
-    if notify and outcomes:
+    if notify:  # also with no findings: queued alerts are retried and digests fall due every cycle
         from alerts.dispatch import notify as send
 
         result.stats["alerts"] = send(outcomes, state, config, now)
