@@ -36,10 +36,12 @@ def _job_summary(run: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+BACKLOG_DETAIL = ("failed", "held", "pending", "sending")
+
+
 def _outbox_backlog(state: Any) -> dict[str, Any]:
-    """Notifications not yet delivered (held for a digest, pending, in flight, failed and to be retried)."""
-    counts = state.outbox_counts()
-    return {"backlog": sum(n for s, n in counts.items() if s != "sent"), "by_status": counts}
+    """Notifications still to deliver (pending, in flight, failed and to be retried); digests' held rows apart."""
+    return {"backlog": state.outbox_backlog(), "by_status": state.outbox_counts()}
 
 
 def gather_status(state: Any, now: datetime) -> dict[str, Any]:
@@ -98,7 +100,7 @@ def render_text(status: dict[str, Any]) -> str:
         lines.append("(no runs recorded)")
     lines.append("")
     outbox = status["outbox"]
-    detail = ", ".join(f"{n} {s}" for s, n in sorted(outbox["by_status"].items()) if s != "sent")
+    detail = ", ".join(f"{n} {s}" for s, n in sorted(outbox["by_status"].items()) if s in BACKLOG_DETAIL)
     lines.append(f"outbox backlog: {outbox['backlog']}" + (f" ({detail})" if detail else ""))
     if status["sources"]:
         lines.append("")

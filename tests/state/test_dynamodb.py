@@ -12,7 +12,7 @@ from monitor.config import AwsConfig, Config
 from monitor.events.schema import frame_from_rows
 from monitor.state import open_state
 from monitor.state.base import StateLockedError
-from monitor.state.dynamodb import DynamoState
+from monitor.state.dynamodb import DynamoState, ensure_table
 
 
 @pytest.fixture
@@ -37,19 +37,19 @@ def test_from_config_creates_the_table_once_with_ttl(cfg: Config) -> None:
     assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}
 
 
-def test_seen_event_items_expire_after_the_retention(cfg: Config) -> None:
-    st = open_state(cfg)
+def test_seen_event_items_expire_after_the_retention(cfg: Config, dynamodb_client) -> None:
+    ensure_table(dynamodb_client, cfg.state.dynamodb_table)
+    st = DynamoState(dynamodb_client, cfg.state.dynamodb_table, seen_days=cfg.state.seen_retention_days)
     st.add_events(frame_from_rows([{"event_id": "e1", "event_time": "2026-03-01T00:00:00Z",
                                     "event_name": "AssumeRole", "success": True}]))
-    ddb = client("dynamodb", cfg.aws)
-    item = ddb.get_item(TableName=cfg.state.dynamodb_table, Key={"pk": {"S": "event#e1"}, "sk": {"S": "-"}})["Item"]
+    item = dynamodb_client.get_item(TableName=cfg.state.dynamodb_table, Key={"pk": {"S": "event#e1"}, "sk": {"S": "-"}})["Item"]
     assert int(item["expires_at"]["N"]) == int(datetime(2026, 3, 8, tzinfo=UTC).timestamp())
 
 
-def test_a_dead_holders_lease_is_taken_over_after_expiry(cfg: Config) -> None:
+def test_a_dead_holders_lease_is_taken_over_after_expiry(cfg: Config, dynamodb_client) -> None:
     now = [1_000_000.0]
-    ddb = client("dynamodb", cfg.aws)
-    open_state(cfg)  # creates the table
+    ddb = dynamodb_client
+    ensure_table(ddb, cfg.state.dynamodb_table)
     dead = DynamoState(ddb, cfg.state.dynamodb_table, clock=lambda: now[0], lock_lease_seconds=120)
     alive = DynamoState(ddb, cfg.state.dynamodb_table, clock=lambda: now[0], lock_lease_seconds=120)
     held = dead.lock("service")

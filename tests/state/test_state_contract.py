@@ -30,18 +30,16 @@ def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
             opened.append(SqliteState(tmp_path / "state.db"))
             return opened[-1]
     else:
-        from monitor.config import Config
-        from monitor.state import open_state
+        from monitor.state.dynamodb import DynamoState, ensure_table
 
-        # a fresh table per test instead of a moto reset: resets make moto's next DynamoDB calls slow
-        endpoint = request.getfixturevalue("moto_server")
-        cfg = Config.model_validate({
-            "state": {"backend": "dynamodb", "dynamodb_table": f"rolewatch-{uuid.uuid4().hex[:8]}"},
-            "aws": {"region": "us-east-1", "endpoint_url": endpoint, "max_attempts": 3},
-        })
+        # a fresh table per test instead of a moto reset (resets make moto's next DynamoDB calls slow),
+        # and one client for the session (building a boto3 client costs more than the test)
+        ddb = request.getfixturevalue("dynamodb_client")
+        table = f"rolewatch-{uuid.uuid4().hex[:8]}"
+        ensure_table(ddb, table)
 
         def factory() -> Any:
-            opened.append(open_state(cfg))
+            opened.append(DynamoState(ddb, table))
             return opened[-1]
     yield factory
     for st in opened:
@@ -290,6 +288,7 @@ def test_outbox_lifecycle(store) -> None:
     assert (item.status, item.attempts, item.last_error, item.receipt) == ("sent", 2, None, {"ts": "1.2"})
     assert (item.created_at, item.sent_at) == ("2026-03-02T12:00:00Z", "2026-03-02T12:01:00Z")
     assert store.outbox_counts() == {"sent": 1, "held": 1, "pending": 1}
+    assert store.outbox_backlog() == 1  # held rows wait for their digest, they are not a backlog
 
     first_id = item.id
     store.outbox_put("fp1", "slack-high", {"text": "one, severity raised"}, "pending", NOW + timedelta(hours=1))
