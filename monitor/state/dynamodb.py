@@ -584,7 +584,3 @@ class DynamoState(ReentrantTransactions):
         for item in self._query("outbox", index=True):
             counts[item["status"]] = counts.get(item["status"], 0) + 1
         return counts
-
-    def outbox_backlog(self) -> int:
-        counts = self.outbox_counts()
-        return sum(counts.get(s, 0) for s in ("pending", "failed", "sending"))
