@@ -73,9 +73,10 @@ def observations(state: Any, runs: list[dict[str, Any]]) -> list[SourceObservati
         run_ids = dict.fromkeys([run["run_id"], (run.get("stats") or {}).get("cycle_run_id")])
         covered = [cov for rid in filter(None, run_ids) for cov in state.coverage(rid)]
         obs.extend(SourceObservation(c.source, at, c.status, c.records, c.message) for c in covered)
-        if not covered and run["status"] == "failed":
-            error = (run.get("stats") or {}).get("error")
-            obs.append(SourceObservation(WHOLE_CYCLE, at, "failed", 0, error))
+        # the cycle as a whole: failed when it died before any source reported, else it ran
+        dead = not covered and run["status"] == "failed"
+        obs.append(SourceObservation(WHOLE_CYCLE, at, "failed" if dead else "ok", 0,
+                                     (run.get("stats") or {}).get("error") if dead else None))
     return obs
 
 

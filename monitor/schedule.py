@@ -31,6 +31,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.config import Config, ConfigError, JobSchedule, ScheduleConfig
+from monitor.findings import iso
 from monitor.health import HEARTBEAT_SECONDS, check_health, write_heartbeat
 from monitor.logs import run_id_var, setup_logging
 from monitor.redact import redact_text
@@ -39,6 +40,8 @@ from monitor.state.base import StateLockedError
 log = logging.getLogger("rolewatch.service")
 
 JOB_NAMES = ("collect", "posture", "report", "retention")
+# jobs whose run record the job itself writes (run_cycle records its run, with coverage, as "collect")
+SELF_RECORDING = frozenset({"collect"})
 Clock = Callable[[], datetime]
 
 
@@ -113,8 +116,9 @@ class Service:
         run_id = None
         token = None
         try:
-            run_id = self.state.start_run(name, started)
-            token = run_id_var.set(run_id)
+            if name not in SELF_RECORDING:
+                run_id = self.state.start_run(name, started)
+                token = run_id_var.set(run_id)
             log.info("job %s started", name, extra={"job": name})
             outcome = self.jobs[name]()
         except Exception as exc:  # noqa: BLE001 - one failed run must not stop the service
@@ -130,6 +134,8 @@ class Service:
             log.exception("job %s: could not record the run in state", name, extra={"job": name})
         if self.metrics is not None:
             self.metrics.record(name, outcome.result, duration, time.time(), outcome.stats)
+        if token is None and outcome.stats.get("run_id"):  # the job recorded its own run
+            token = run_id_var.set(outcome.stats["run_id"])
         log.info("job %s finished: %s in %.1fs", name, outcome.result, duration, extra={"job": name})
         if token is not None:
             run_id_var.reset(token)
@@ -142,31 +148,43 @@ class Service:
         try:
             res = run_cycle(self.config, self.state, now=now)
         except Exception as exc:
-            # a cycle that dies as a whole is a monitor_health fact too: record it, check, then fail
-            self._finish_current("failed", {"error": redact_text(f"{type(exc).__name__}: {exc}")})
+            # a cycle that dies as a whole is a monitor_health fact too: mark its run, check, then fail
+            self._mark_cycle_failed(now, f"{type(exc).__name__}: {exc}")
             self.health(now)
             raise
         by_detector: dict[str, int] = {}
         for f in res.findings:
             by_detector[f.detector] = by_detector.get(f.detector, 0) + 1
-        stats: dict[str, Any] = {
-            "cycle_run_id": res.run_id, "events_new": res.events_new, "skipped": res.skipped,
-            "findings": len(res.findings), "suppressed": len(res.suppressed), "findings_by_detector": by_detector,
-            "errors": [redact_text(e) for e in res.errors], "notices": res.notices,
-            "sources": {c.source: c.status for c in res.coverage},
-        }
-        # the run record (with this cycle's coverage) must exist before the health check reads history
-        self._finish_current("partial" if res.errors else "ok", stats)
+        errors = [redact_text(e) for e in res.errors]
+        run = self._run(res.run_id, now)
+        result = (run or {}).get("status") or ("partial" if errors else "ok")
+        if run is not None:  # keep the messages, not just their count, for `rolewatch status`
+            self.state.finish_run(res.run_id, self.clock(), result,
+                                  {**run["stats"], "error_messages": errors, "findings_by_detector": by_detector})
         health = self.health(now)
-        stats["health_findings"] = len(health)
         for f, _, _ in health:
             by_detector[f.detector] = by_detector.get(f.detector, 0) + 1
-        return JobOutcome("partial" if res.errors else "ok", stats)
+        return JobOutcome(result, {
+            "run_id": res.run_id, "events_new": res.events_new, "skipped": res.skipped,
+            "findings": len(res.findings), "suppressed": len(res.suppressed), "findings_by_detector": by_detector,
+            "errors": errors, "health_findings": len(health),
+        })
 
-    def _finish_current(self, result: str, stats: dict[str, Any]) -> None:
-        run_id = run_id_var.get()
-        if run_id:
-            self.state.finish_run(run_id, self.clock(), result, stats)
+    def _run(self, run_id: str, now: datetime) -> dict[str, Any] | None:
+        return next((r for r in self.state.runs(job="collect", limit=10) if r["run_id"] == run_id), None)
+
+    def _mark_cycle_failed(self, now: datetime, error: str) -> None:
+        """run_cycle records its run before it can fail; find it by its start (our clock) and say it failed."""
+        try:
+            runs = [r for r in self.state.runs(job="collect", limit=5) if r["started_at"] == iso(now)]
+            if runs:
+                self.state.finish_run(runs[0]["run_id"], self.clock(), "failed",
+                                      {**runs[0]["stats"], "error": redact_text(error)})
+            else:  # it failed before recording anything (the state lock, the state itself)
+                rid = self.state.start_run("collect", now)
+                self.state.finish_run(rid, self.clock(), "failed", {"error": redact_text(error)})
+        except Exception:  # noqa: BLE001 - the original error is what matters
+            log.exception("could not record the failed cycle")
 
     def health(self, now: datetime) -> list[Any]:
         """The monitor_health hook: findings about the monitor itself, stored and notified."""
@@ -194,9 +212,9 @@ class Service:
             return JobOutcome("skipped", {"reason": "monitor.report.delivery not available"})
         from monitor.report.delivery import run_scheduled_report
 
-        result = run_scheduled_report(self.config, self.state, now=self.clock())
-        outcome = "failed" if not result.delivered else "partial" if result.errors else "ok"
-        return JobOutcome(outcome, result.as_stats())
+        res = run_scheduled_report(self.config, self.state, now=self.clock())
+        result = "failed" if not res.delivered else "partial" if res.errors else "ok"
+        return JobOutcome(result, res.as_stats())
 
     def retention(self) -> JobOutcome:
         st = self.config.state

@@ -18,6 +18,14 @@ from monitor.health import HEARTBEAT_KEY, HEARTBEAT_NS, NON_COLLECT_JOBS, heartb
 from monitor.schedule import JOB_NAMES, utc_now
 
 
+def _errors(stats: dict[str, Any]) -> list[str]:
+    if stats.get("error_messages"):
+        return list(stats["error_messages"])
+    if isinstance(stats.get("errors"), list):
+        return list(stats["errors"])
+    return [stats["error"]] if stats.get("error") else []
+
+
 def _job_summary(run: dict[str, Any]) -> dict[str, Any]:
     stats = run.get("stats") or {}
     started, finished = parse_time(run["started_at"]), parse_time(run["finished_at"])
@@ -32,7 +40,7 @@ def _job_summary(run: dict[str, Any]) -> dict[str, Any]:
         "result": run["status"] or "running",
         "events_new": stats.get("events_new"),
         "findings": stats.get("findings"),
-        "errors": stats.get("errors") or ([stats["error"]] if stats.get("error") else []),
+        "errors": _errors(stats),
     }
 
 

@@ -112,7 +112,10 @@ def detect_monitor_health(
     findings: list[Finding] = []
     for source in sorted(by_source):
         obs = sorted(by_source[source], key=lambda o: o.at)
-        for check in (_failed_streak(obs, cfg), _silence(obs, now, cfg)):
+        checks = [_failed_streak(obs, cfg)]
+        if source != WHOLE_CYCLE:  # silence is a property of a source, not of the cycle
+            checks.append(_silence(obs, now, cfg))
+        for check in checks:
             if check is not None:
                 findings.append(check)
     return findings

@@ -20,6 +20,7 @@ SCANNED, EXCLUDED = ("monitor", "alerts"), ("monitor/demo",)
 # granted without a direct call, because AWS performs it with the caller's credentials
 IMPLICIT_MONITOR = {
     "kms:Decrypt": "SSE-KMS trail objects, Secrets Manager secrets and SecureString parameters",
+    "kms:GenerateDataKey": "SSE-KMS report uploads ([report] s3_kms_key_id)",
     "glue:GetDatabase": "Athena reads the table definition as the caller",
     "glue:GetTable": "Athena reads the table definition as the caller",
     "s3:GetBucketLocation": "Athena reads the trail and writes results as the caller",

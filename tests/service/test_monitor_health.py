@@ -77,3 +77,5 @@ def test_sources_are_judged_separately_and_disabled_means_nothing() -> None:
 def test_whole_cycle_failures_have_their_own_title() -> None:
     [f] = detect_monitor_health(cycles(WHOLE_CYCLE, [("failed", 0)] * 3), NOW, CFG)
     assert f.title == "rolewatch collection cycle failed 3 times in a row"
+    # and the cycle as a whole is never "silent": silence belongs to sources
+    assert detect_monitor_health(cycles(WHOLE_CYCLE, [("ok", 0)] * 25), NOW, CFG) == []

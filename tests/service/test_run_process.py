@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import queue
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,10 +19,14 @@ def write_config(tmp_path: Path, trail: Path) -> Path:
     cfg.write_text(f"""
 [state]
 path = "{tmp_path / 'state.db'}"
+seen_retention_days = 100000  # the sample trail is years old; retention runs every second here
 
 [[sources]]
 type = "local"
 path = "{trail}"
+
+[collection]
+initial_lookback_hours = 175000
 
 [schedule]
 collect = {{ interval_minutes = 0.0167 }}
@@ -63,13 +68,15 @@ def wait_for(q: queue.Queue[dict], predicate, timeout: float = 30) -> dict:
 
 def test_run_service_lock_and_sigterm(tmp_path: Path, shared_data: Path) -> None:
     trail = tmp_path / "trail"
-    trail.mkdir()
+    shutil.copytree(shared_data / "s3_layout" / "invictus", trail)
     cfg = write_config(tmp_path, trail)
     proc = start(cfg)
     try:
         q = log_lines(proc)
         done = wait_for(q, lambda r: r.get("message", "").startswith("job retention finished"))
         assert done["run_id"] and done["job"] == "retention"
+        cycle = wait_for(q, lambda r: r.get("message", "").startswith("job collect finished"))
+        assert cycle["message"].startswith("job collect finished: ok"), cycle
 
         second = subprocess.run([sys.executable, "-m", "monitor", "run", "--config", str(cfg)], cwd=REPO,
                                 capture_output=True, text=True, timeout=60)
@@ -90,7 +97,10 @@ def test_run_service_lock_and_sigterm(tmp_path: Path, shared_data: Path) -> None
     try:
         retention = st.runs(job="retention")
         assert retention and retention[0]["status"] == "ok"
-        assert st.runs(job="collect"), "the collect job fired at start"
+        collect = st.runs(job="collect")
+        assert collect and collect[-1]["status"] == "ok", "the collect job fired at start"
+        assert collect[-1]["run_id"] == cycle["run_id"]
+        assert len(st.load_events()) == collect[-1]["stats"]["events_new"] > 0
         assert st.get_json("service", "heartbeat")["status"] == "stopped"
     finally:
         st.close()

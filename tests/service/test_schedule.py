@@ -1,14 +1,16 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from monitor.config import ConfigError, parse_config
+from monitor.config import Config, ConfigError, parse_config
 from monitor.health import check_health
-from monitor.schedule import Service, build_scheduler, job_triggers, upcoming
+from monitor.schedule import JobOutcome, Service, build_scheduler, job_triggers, upcoming
+from monitor.state.sqlite import SqliteState
 
 NOW = datetime(2026, 3, 2, 10, 17, 30, tzinfo=UTC)  # a Monday
 
@@ -77,22 +79,65 @@ def test_a_failing_job_is_recorded_and_the_next_tick_runs_again(state, caplog) -
     def flaky():
         calls.append(clock())
         if len(calls) == 1:
-            raise RuntimeError("trail bucket unreachable")
-        from monitor.schedule import JobOutcome
-        return JobOutcome("ok", {"events_new": 3})
+            raise RuntimeError("IAM throttled us to death")
+        return JobOutcome("ok", {"roles": 3})
 
-    svc.jobs["collect"] = flaky
+    svc.jobs["posture"] = flaky
     with caplog.at_level(logging.ERROR, logger="rolewatch.service"):
-        first = svc.run_job("collect")
+        first = svc.run_job("posture")
     assert first.result == "failed"
-    assert "trail bucket unreachable" in caplog.text
+    assert "IAM throttled us to death" in caplog.text
     clock.advance(minutes=5)
-    second = svc.run_job("collect")
+    second = svc.run_job("posture")
     assert second.result == "ok" and len(calls) == 2
-    runs = state.runs(job="collect")
+    runs = state.runs(job="posture")
     assert [r["status"] for r in runs] == ["ok", "failed"]
-    assert runs[1]["stats"]["error"] == "RuntimeError: trail bucket unreachable"
+    assert runs[1]["stats"]["error"] == "RuntimeError: IAM throttled us to death"
     assert runs[0]["started_at"] == "2026-03-02T10:22:30Z"
+
+
+def trail_config(tmp_path: Path, shared_data: Path, **extra) -> tuple[Config, Path]:
+    trail = tmp_path / "trail"
+    shutil.copytree(shared_data / "s3_layout" / "invictus", trail)
+    return parse_config({"sources": [{"type": "local", "path": str(trail)}],
+                         "collection": {"initial_lookback_hours": 24 * 365 * 20}, **extra}), trail
+
+
+def test_collect_runs_the_real_cycle_once_per_tick(state, tmp_path: Path, shared_data: Path) -> None:
+    cfg, _ = trail_config(tmp_path, shared_data)
+    clock = FakeClock(NOW)
+    svc = Service(cfg, state, clock=clock)
+    out = svc.run_job("collect")
+    assert out.result == "ok", out.stats
+    assert out.stats["events_new"] > 0 and out.stats["errors"] == []
+    [run] = state.runs(job="collect")  # one record: the cycle's own, not a second one from the scheduler
+    assert run["run_id"] == out.stats["run_id"] and run["status"] == "ok"
+    assert run["stats"]["events_new"] == out.stats["events_new"]
+    assert [c.status for c in state.coverage(run["run_id"])] == ["ok"]
+    clock.advance(minutes=5)
+    again = svc.run_job("collect")
+    assert again.result == "ok" and again.stats["events_new"] == 0  # nothing read twice
+
+
+def test_cycles_that_cannot_start_become_a_monitor_health_finding(state, tmp_path: Path,
+                                                                    shared_data: Path) -> None:
+    cfg, _ = trail_config(tmp_path, shared_data, detectors={"monitor_health": {"failed_cycles": 2}})
+    clock = FakeClock(NOW)
+    svc = Service(cfg, state, clock=clock)
+    other = SqliteState(state.path)  # a `rolewatch once` holding the cycle lock
+    try:
+        with other.lock("cycle"):
+            for _ in range(2):
+                out = svc.run_job("collect")
+                assert out.result == "failed" and "StateLockedError" in out.stats["error"]
+                clock.advance(minutes=5)
+    finally:
+        other.close()
+    assert [r["status"] for r in state.runs(job="collect")] == ["failed", "failed"]
+    [health] = [s for s in state.findings(status="open") if s.finding.detector == "monitor_health"]
+    assert health.finding.title == "rolewatch collection cycle failed 2 times in a row"
+    assert svc.run_job("collect").result == "ok"
+    assert state.get_finding(health.finding.fingerprint).status == "resolved"
 
 
 def test_job_failures_never_leak_secrets_into_state(state) -> None:
@@ -137,7 +182,6 @@ def test_metrics_count_runs_errors_and_last_success(state) -> None:
     from prometheus_client import generate_latest
 
     from monitor.metrics import ServiceMetrics
-    from monitor.schedule import JobOutcome
 
     metrics = ServiceMetrics()
     svc = Service(parse_config({}), state, clock=FakeClock(NOW), metrics=metrics)
