@@ -59,7 +59,9 @@ class DevTools:
         port = self._port(profile)
         deadline = time.monotonic() + 30
         while True:
-            targets = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=5).read())
+            # straight to the local browser, whatever proxy the environment names
+            opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+            targets = json.loads(opener.open(f"http://127.0.0.1:{port}/json/list", timeout=5).read())
             pages = [t for t in targets if t.get("type") == "page"]
             if pages or time.monotonic() > deadline:
                 break
