@@ -219,3 +219,24 @@ def test_health_hook_raises_and_resolves_monitor_health(state, tmp_path: Path) -
     cycle("ok", 3)
     assert check_health(state, cfg, clock()) == []
     assert state.get_finding(finding.fingerprint).status == "resolved"
+
+
+def test_metrics_are_served_over_http_in_prometheus_text(state) -> None:
+    import urllib.request
+
+    from monitor.metrics import ServiceMetrics
+    from tests.conftest import free_port
+
+    metrics = ServiceMetrics()
+    svc = Service(parse_config({}), state, clock=FakeClock(NOW), metrics=metrics)
+    svc.jobs["retention"] = lambda: JobOutcome("ok", {})
+    svc.run_job("retention")
+    port = free_port()
+    server = metrics.serve("127.0.0.1", port)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+            body = resp.read().decode()
+            assert resp.headers["Content-Type"].startswith("text/plain")
+    finally:
+        server.shutdown()
+    assert 'rolewatch_job_runs_total{job="retention",result="ok"} 1.0' in body
