@@ -765,14 +765,14 @@ def plant_incidents(spec: TrailSpec, pop: Population, by_key: dict[tuple[str, da
     # 3. long session: a person asks for 12 hours on a role they use every day
     p = humans[1 % len(humans)]
     calls = [Call(p, p.roles[0], at(d1, 15, 40), region, duration=43200, ip=p.ips[0])]
-    put({"incident": "long_session", "detector": "long_session", "severity": "medium", "account_id": owner,
+    put({"incident": "long_session", "detector": "long_session", "severity": "low", "account_id": owner,
          "role_arn": p.roles[0], "principal": p.key, "source_ip": p.ips[0],
          "details": {"duration_seconds": 43200}}, calls)
     # 4. a 3 a.m. (local) session by a person, from their usual address, on their usual role
     p = humans[0]
     night = d1 - timedelta(days=1) if d1.weekday() > 0 else d1
     calls = [Call(p, p.roles[0], at(night, 3, 7), region, ip=p.ips[0])]
-    put({"incident": "night_session", "detector": "off_hours", "severity": "medium", "account_id": owner,
+    put({"incident": "night_session", "detector": "off_hours", "severity": "low", "account_id": owner,
          "role_arn": p.roles[0], "principal": p.key, "source_ip": p.ips[0],
          "details": {"local_time": "03:07", "timezone": spec.timezone}}, calls)
     if learned:
