@@ -52,27 +52,41 @@ def account_posture(account_id: str, session: Any, config: Config, state: Any, n
     out = AccountPosture()
     out.roles = collect_roles(session, config.aws, notices=out.notices)
     pc = config.posture
+    # The role inventory is the part everything else needs; a last-accessed or Access Analyzer
+    # failure (an API the account lacks, a missing permission) costs only its own data.
     if pc.last_accessed:
-        collector = LastAccessedCollector(
-            make_client("iam", config.aws, sess=session), now=now, granularity=pc.last_accessed_granularity,
-            max_in_flight=pc.last_accessed_max_in_flight, cache=state, cache_hours=pc.last_accessed_cache_hours,
-            sleep=sleep, clock=clock,
-        )
-        reports = collector.collect([r.arn for r in out.roles if not r.is_service_linked])
-        for role in out.roles:
-            report = reports.get(role.arn)
-            if report is not None and report.status == "COMPLETED":
-                role.services_last_accessed = report.services
-                if report.granularity == "ACTION_LEVEL":
-                    role.actions_last_accessed = report.actions
-            elif report is not None:
-                out.notices.append(f"account {account_id}: service last accessed for {role.arn}: "
-                                   f"{report.status} ({report.error})")
+        try:
+            _add_last_accessed(out, account_id, session, config, state, now, sleep=sleep, clock=clock)
+        except Exception as exc:  # any failure here costs only the last-accessed data
+            out.notices.append(f"account {account_id}: service last accessed not collected: {exc}")
     if pc.access_analyzer:
-        out.analyzer_findings = collect_analyzer_findings(session, config.aws, account_id,
-                                                          config.organization.regions, notices=out.notices,
-                                                          sleep=sleep)
+        try:
+            out.analyzer_findings = collect_analyzer_findings(session, config.aws, account_id,
+                                                              config.organization.regions, notices=out.notices,
+                                                              sleep=sleep)
+        except Exception as exc:  # any failure here costs only the analyzer findings
+            out.notices.append(f"account {account_id}: Access Analyzer findings not collected: {exc}")
     return out
+
+
+def _add_last_accessed(out: AccountPosture, account_id: str, session: Any, config: Config, state: Any,
+                       now: datetime, *, sleep: Callable[[float], Any], clock: Callable[[], float]) -> None:
+    pc = config.posture
+    collector = LastAccessedCollector(
+        make_client("iam", config.aws, sess=session), now=now, granularity=pc.last_accessed_granularity,
+        max_in_flight=pc.last_accessed_max_in_flight, cache=state, cache_hours=pc.last_accessed_cache_hours,
+        sleep=sleep, clock=clock,
+    )
+    reports = collector.collect([r.arn for r in out.roles if not r.is_service_linked])
+    for role in out.roles:
+        report = reports.get(role.arn)
+        if report is not None and report.status == "COMPLETED":
+            role.services_last_accessed = report.services
+            if report.granularity == "ACTION_LEVEL":
+                role.actions_last_accessed = report.actions
+        elif report is not None:
+            out.notices.append(f"account {account_id}: service last accessed for {role.arn}: "
+                               f"{report.status} ({report.error})")
 
 
 def collect_posture(config: Config, state: Any, now: datetime, *, source_session: Any = None,

@@ -63,3 +63,18 @@ def test_posture_disabled_returns_last(state) -> None:  # noqa: ANN001
     cfg = Config()
     cfg.posture.enabled = False
     assert collect_posture(cfg, state, NOW) == Posture()
+
+
+def test_missing_last_accessed_and_analyzer_apis_keep_the_role_inventory(moto, state) -> None:  # noqa: ANN001
+    # moto implements neither GenerateServiceLastAccessedDetails nor Access Analyzer: exactly the
+    # situation of an account whose audit role lacks those permissions
+    iam = boto3.client("iam", endpoint_url=moto, region_name="us-east-1")
+    iam.create_role(RoleName="KeepMe", AssumeRolePolicyDocument='{"Version":"2012-10-17","Statement":[]}')
+    cfg = Config()
+    cfg.aws.endpoint_url = moto
+    cfg.aws.max_attempts = 1
+    assert cfg.posture.last_accessed and cfg.posture.access_analyzer
+    posture = collect_posture(cfg, state, NOW, sleep=lambda _s: None, poll_seconds=0.05)
+    assert any(arn.endswith(":role/KeepMe") for arn in posture.roles)
+    assert posture.errors == {}
+    assert any("service last accessed" in n for n in posture.notices), posture.notices
