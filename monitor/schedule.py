@@ -203,8 +203,8 @@ class Service:
             return JobOutcome("skipped", {"reason": "monitor.posture.store not available"})
         from monitor.posture import store
 
-        result = store.collect_posture(self.config, self.state, now=self.clock())
-        return JobOutcome("ok", {"result": _jsonable(result)})
+        posture = store.collect_posture(self.config, self.state, now=self.clock())
+        return JobOutcome("ok", posture_stats(posture))
 
     def report(self) -> JobOutcome:
         if importlib.util.find_spec("monitor.report.delivery") is None:
@@ -223,10 +223,10 @@ class Service:
         return JobOutcome("ok", {"removed": removed})
 
 
-def _jsonable(value: Any) -> Any:
-    if value is None or isinstance(value, str | int | float | bool | list | dict):
-        return value
-    return repr(value)[:500]
+def posture_stats(posture: Any) -> dict[str, int]:
+    """Counts only: a posture holds trust policies, whose conditions may carry ExternalIds."""
+    return {"accounts": len(posture.accounts), "roles": len(posture.roles),
+            "analyzer_findings": len(posture.analyzer_findings)}
 
 
 # --------------------------------------------------------------------------- the process

@@ -240,3 +240,14 @@ def test_metrics_are_served_over_http_in_prometheus_text(state) -> None:
     finally:
         server.shutdown()
     assert 'rolewatch_job_runs_total{job="retention",result="ok"} 1.0' in body
+
+
+def test_posture_run_stats_are_counts_never_policy_text() -> None:
+    from monitor.posture.model import Posture, RoleInfo
+    from monitor.schedule import posture_stats
+
+    role = RoleInfo(arn="arn:aws:iam::111111111111:role/x", name="x", account_id="111111111111",
+                    trust_policy={"Statement": [{"Condition": {"StringEquals": {"sts:ExternalId": "s3cr3t-ext"}}}]})
+    stats = posture_stats(Posture(roles={role.arn: role}, accounts=["111111111111"]))
+    assert stats == {"accounts": 1, "roles": 1, "analyzer_findings": 0}
+    assert "s3cr3t-ext" not in str(stats)
