@@ -92,8 +92,13 @@ def _attach_chains(findings: list[Finding], df: pd.DataFrame) -> None:
     wanted = {f.event_ids[0] for f in needing}
     rows = df[df["event_id"].isin(wanted)]
     firsts = records_by(rows, rows["event_id"], CHAIN_COLUMNS)
+    # the region of the event lets notifiers link to the right CloudTrail console region
+    regions = dict(zip(rows["event_id"], rows["aws_region"], strict=True))
     issued = issued_index(df)
     for f in needing:
+        region = regions.get(f.event_ids[0])
+        if isinstance(region, str) and region:
+            f.details.setdefault("region", region)
         chain = chain_of(firsts[f.event_ids[0]], issued)
         f.details["chain"] = chain["chain"]
         f.details["chain_hops"] = chain["hops"]
