@@ -11,7 +11,8 @@ import argparse
 import io
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,12 +27,13 @@ from monitor.config import Config, ConfigError
 from monitor.detect.context import DetectionContext
 from monitor.detect.engine import DetectionResult, run_detectors
 from monitor.events.normalise import RecordError, normalise, parse_event_time
-from monitor.events.schema import frame_from_rows
+from monitor.events.schema import COLUMNS, columns_of, frame_from_columns
 from monitor.findings import SEVERITY_RANK, Finding
 from monitor.posture.model import Posture
 from monitor.redact import redact_text
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_FINDINGS = 0, 1, 2, 3
+_SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
 
 
 class ScanError(RuntimeError):
@@ -48,11 +50,71 @@ class ScanResult:
 
 
 # --------------------------------------------------------------------------- reading
-# The trail readers are the collectors' own (`monitor.collectors.files`): any layout the local
-# collector reads, and the same objects the S3 collector reads.
+#
+# The shared trail reader (monitor.collectors.files) does the byte-level work: ISA-L inflate,
+# and in delivery files only the records around an `"AssumeRole` marker are parsed. Local files
+# are read by one worker process per core, in contiguous runs of files so the results merge
+# back in file order; each worker normalises its rows and ships them as columns, and the event
+# table is built once from those columns.
+
+# fewer files than this are read in-process: starting workers would cost more than it saves
+PARALLEL_MIN_FILES = 64
+RUNS_PER_WORKER = 4
 
 
-def _s3_items(uri: str, config: Config, counter: list[int]) -> Iterator[Item]:
+@dataclass
+class _Read:
+    """What reading some files gave: event-table columns, counts, and the skipped input."""
+
+    columns: dict[str, list[Any]]
+    files: int = 0
+    records: int = 0
+    skipped: list[str] = field(default_factory=list)
+
+
+def _rows_of(items: Iterable[Item], rows: list[dict[str, Any]], read: _Read) -> None:
+    for item in items:
+        if isinstance(item, BadInput):
+            read.skipped.append(str(item))
+            continue
+        read.records += 1
+        try:
+            rows.append(normalise(item.record))
+        except RecordError as exc:
+            read.skipped.append(f"{item.origin} [{item.position}]: {exc}")
+
+
+def _read_local(paths: list[str]) -> _Read:
+    """Read and normalise a run of local files (in a worker process, or in-process)."""
+    rows: list[dict[str, Any]] = []
+    read = _Read(columns={})
+    for path in paths:
+        read.files += 1
+        _rows_of(read_file(path), rows, read)
+    read.columns = columns_of(rows)
+    return read
+
+
+def _read_local_tree(files: list[str], workers: int, progress: Any) -> Iterator[_Read]:
+    if workers <= 1 or len(files) < PARALLEL_MIN_FILES:
+        for i, f in enumerate(files, 1):
+            if progress:
+                progress(i, f)
+            yield _read_local([f])
+        return
+    runs = workers * RUNS_PER_WORKER
+    step = -(-len(files) // runs)
+    chunks = [files[i : i + step] for i in range(0, len(files), step)]
+    done = 0
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for read in pool.map(_read_local, chunks):  # map keeps the order of the chunks
+            done += read.files
+            if progress:
+                progress(done, f"{done} of {len(files)} files")
+            yield read
+
+
+def _read_s3(uri: str, config: Config) -> Iterator[_Read]:
     from botocore.exceptions import BotoCoreError, ClientError
 
     from monitor.aws import client
@@ -63,51 +125,45 @@ def _s3_items(uri: str, config: Config, counter: list[int]) -> Iterator[Item]:
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             for obj in page.get("Contents", []):
                 key = obj["Key"]
-                if is_trail_file(key):
-                    counter[0] += 1
-                    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-                    yield from read_stream(io.BytesIO(body), key, f"s3://{bucket}/{key}")
+                if not is_trail_file(key):
+                    continue
+                body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+                rows: list[dict[str, Any]] = []
+                read = _Read(columns={}, files=1)
+                _rows_of(read_stream(io.BytesIO(body), key, f"s3://{bucket}/{key}"), rows, read)
+                read.columns = columns_of(rows)
+                yield read
     except (BotoCoreError, ClientError) as exc:
         raise ScanError(f"{uri}: {exc}") from None
 
 
-def _items(paths: list[str], config: Config, progress: Any, counter: list[int]) -> Iterator[Item]:
-    """Records of every path; counter[0] counts the files read."""
-    for p in paths:
-        if p.startswith("s3://"):
-            yield from _s3_items(p, config, counter)
-            continue
-        for f in trail_files(Path(p)):
-            counter[0] += 1
-            if progress:
-                progress(counter[0], str(f))
-            yield from read_file(f)
-
-
-def read_events(paths: list[str], config: Config, progress: Any = None) -> tuple[pd.DataFrame, int, int, list[str]]:
+def read_events(paths: list[str], config: Config, progress: Any = None,
+                workers: int | None = None) -> tuple[pd.DataFrame, int, int, list[str]]:
     """(event table, files read, AssumeRole records, skipped "origin [position]: why")."""
-    rows: list[dict[str, Any]] = []
+    workers = workers or os.cpu_count() or 1
+    parts: list[dict[str, list[Any]]] = []
+    files = records = 0
     skipped: list[str] = []
-    counter = [0]
-    records = 0
-    for item in _items(paths, config, progress, counter):
-        if isinstance(item, BadInput):
-            skipped.append(str(item))
-            continue
-        records += 1
-        try:
-            rows.append(normalise(item.record))
-        except RecordError as exc:
-            skipped.append(f"{item.origin} [{item.position}]: {exc}")
-    return frame_from_rows(rows), counter[0], records, skipped
+    for p in paths:
+        reads = _read_s3(p, config) if p.startswith("s3://") else _read_local_tree(
+            [str(f) for f in trail_files(Path(p))], workers, progress)
+        for read in reads:
+            files += read.files
+            records += read.records
+            skipped.extend(read.skipped)
+            if read.columns.get("event_id"):
+                parts.append(read.columns)
+    columns = {name: [v for part in parts for v in part[name]] for name in COLUMNS} if parts else {}
+    return frame_from_columns(columns), files, records, skipped
 
 
 # --------------------------------------------------------------------------- scanning
 
 
 def scan(paths: list[str], config: Config, *, now: datetime, since: datetime | None = None,
-         until: datetime | None = None, posture: Posture | None = None, progress: Any = None) -> ScanResult:
-    events, files, records, skipped = read_events(paths, config, progress)
+         until: datetime | None = None, posture: Posture | None = None, progress: Any = None,
+         workers: int | None = None) -> ScanResult:
+    events, files, records, skipped = read_events(paths, config, progress, workers)
     if since is not None:
         events = events[events["event_time"].isna() | (events["event_time"] >= since)]
     if until is not None:
@@ -189,7 +245,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
         raise ConfigError(str(exc)) from None
     try:
         out = scan(args.paths, config, now=now, since=since, until=until, posture=posture,
-                   progress=_progress_bar(sys.stderr))
+                   progress=_progress_bar(sys.stderr), workers=getattr(args, "workers", None))
     except ScanError as exc:
         print(f"\nrolewatch scan: failed: {redact_text(str(exc))}", file=sys.stderr)
         return EXIT_FAILED

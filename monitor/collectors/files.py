@@ -7,7 +7,8 @@ naming the file and position, and reading goes on with the next line or file.
 
 The hot path is `records_from_bytes`/`record_from_line`: a byte-level pre-check drops content
 without the `AssumeRole` marker before any JSON parsing, since AssumeRole-family events are a
-small share of a trail.
+small share of a trail; in a delivery file only the records around a marker are parsed
+(`assume_role_records_fast`).
 """
 
 from __future__ import annotations
@@ -98,6 +99,62 @@ def _is_json_lines(data: bytes) -> bool:
         return False
 
 
+RECORD_START = b'{"eventVersion"'  # how every record of a trail delivery file begins
+_DELIVERY_HEAD = b'{"Records":[' + RECORD_START
+
+
+class _NotCompact(Exception):
+    """The buffer is not laid out the way CloudTrail writes its files: parse it the general way."""
+
+
+def _marked_records(data: bytes) -> Iterator[tuple[int, bytes]]:
+    """(index in Records, bytes) of every record whose bytes hold MARKER; the others are never parsed.
+
+    CloudTrail writes `{"Records":[{"eventVersion":...},{"eventVersion":...}]}`, and
+    `{"eventVersion"` occurs only where a record begins (inside a JSON string its quotes would
+    be escaped), so the record around a marker runs from the last record start before it to the
+    next one. Any other layout (pretty-printed, another key order, an embedded CloudTrail event)
+    makes a cut that does not parse, and the caller falls back to parsing the whole document.
+    """
+    end_of_records = data.rfind(b"]")  # the close of Records, when the document ends with `]}`
+    index, counted_to = -1, 0
+    pos = data.find(MARKER)
+    while pos != -1:
+        start = data.rfind(RECORD_START, 0, pos)
+        if start == -1:
+            raise _NotCompact
+        index += data.count(RECORD_START, counted_to, start + len(RECORD_START))
+        counted_to = start + len(RECORD_START)
+        nxt = data.find(RECORD_START, pos)
+        chunk = data[start : nxt if nxt != -1 else end_of_records].rstrip()
+        yield index, chunk[:-1] if nxt != -1 else chunk  # drop the comma between records
+        if nxt == -1:
+            return
+        pos = data.find(MARKER, nxt)
+
+
+def assume_role_records_fast(data: bytes, origin: str) -> list[Item] | None:
+    """The hot path for trail delivery files: parse only the records whose bytes hold MARKER.
+
+    None when `data` is not a compact `{"Records":[{"eventVersion"...` document, or a cut did not
+    parse as one JSON object: the caller then parses the whole document (same result, slower).
+    Records without the marker are not validated on this path: they are not of interest.
+    """
+    if not data.startswith(_DELIVERY_HEAD) and not data.lstrip().startswith(_DELIVERY_HEAD):
+        return None
+    items: list[Item] = []
+    try:
+        for index, chunk in _marked_records(data):
+            record = orjson.loads(chunk)
+            if not isinstance(record, dict):
+                return None
+            if is_assume_role_record(record):
+                items.append(RawRecord(record, origin, f"Records[{index}]"))
+    except (_NotCompact, orjson.JSONDecodeError):
+        return None
+    return items
+
+
 def records_from_bytes(data: bytes, origin: str) -> Iterator[Item]:
     """A whole decompressed `.json` document -> records of interest.
 
@@ -108,6 +165,10 @@ def records_from_bytes(data: bytes, origin: str) -> Iterator[Item]:
         head = data.lstrip()[:1]
         if head and head not in (b"{", b"["):
             yield BadInput(origin, "byte 0", "not a JSON document")
+        return
+    fast = assume_role_records_fast(data, origin)
+    if fast is not None:
+        yield from fast
         return
     try:
         doc = orjson.loads(data)

@@ -57,20 +57,30 @@ def empty_frame() -> pd.DataFrame:
 
 def frame_from_rows(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """Build the typed table in one go (columnar), not row by row."""
-    if not rows:
+    return frame_from_columns(columns_of(rows))
+
+
+def columns_of(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Rows (dicts) -> one list per schema column: compact to ship between processes, cheap to concatenate."""
+    return {name: [r.get(name) for r in rows] for name in COLUMNS}
+
+
+def frame_from_columns(cols: dict[str, list[Any]]) -> pd.DataFrame:
+    """The typed table from one list per column (as `columns_of` gives)."""
+    if not cols or not cols.get("event_id"):
         return empty_frame()
-    cols: dict[str, Any] = {}
+    out: dict[str, Any] = {}
     for name, dtype in COLUMNS.items():
-        values = [r.get(name) for r in rows]
+        values = cols[name]
         if dtype.startswith("datetime64"):
-            cols[name] = pd.to_datetime(
+            out[name] = pd.to_datetime(
                 pd.Series(values, dtype="object"), utc=True, errors="coerce", format="mixed"
             ).dt.as_unit("ns")
         elif dtype == "bool":
-            cols[name] = pd.Series([bool(v) for v in values], dtype="bool")
+            out[name] = pd.Series([bool(v) for v in values], dtype="bool")
         else:
-            cols[name] = pd.Series(values, dtype="object").astype(dtype)
-    return pd.DataFrame(cols)
+            out[name] = pd.Series(values, dtype="object").astype(dtype)
+    return pd.DataFrame(out)
 
 
 def coerce(df: pd.DataFrame) -> pd.DataFrame:
