@@ -39,6 +39,9 @@ COLLECTORS: dict[str, str] = {
     "s3": "monitor.collectors.s3:S3Collector",
     "cloudwatch_logs": "monitor.collectors.cloudwatch_logs:CloudWatchLogsCollector",
     "lookup_events": "monitor.collectors.lookup_events:LookupEventsCollector",
+    "athena": "monitor.collectors.athena:AthenaCollector",
+    "cloudtrail_lake": "monitor.collectors.cloudtrail_lake:CloudTrailLakeCollector",
+    "logs_insights": "monitor.collectors.logs_insights:LogsInsightsCollector",
 }
 
 CYCLE_LOCK = "cycle"

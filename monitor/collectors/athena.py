@@ -15,6 +15,7 @@ from typing import Any
 
 from monitor.collectors.pushdown import (
     Backoff,
+    PushdownCollector,
     PushdownError,
     athena_params,
     load_query,
@@ -86,4 +87,11 @@ def collect(client: Any, source: AthenaSource, start: datetime, end: datetime, *
         yield origin, f"row {i}", record_from_columns(row)
 
 
-__all__ = ["PushdownError", "athena_query", "collect", "result_rows", "start_query", "wait_for_query"]
+class AthenaCollector(PushdownCollector):
+    service = "athena"
+
+    def rows(self, client: Any, start: datetime, end: datetime) -> Iterator[Row]:
+        return collect(client, self.source, start, end)
+
+
+__all__ = ["AthenaCollector", "PushdownError", "athena_query", "collect", "result_rows", "start_query", "wait_for_query"]

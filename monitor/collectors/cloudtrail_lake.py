@@ -14,6 +14,7 @@ from typing import Any
 
 from monitor.collectors.pushdown import (
     Backoff,
+    PushdownCollector,
     PushdownError,
     lake_params,
     load_query,
@@ -72,3 +73,10 @@ def collect(client: Any, source: CloudTrailLakeSource, start: datetime, end: dat
     origin = f"cloudtrail_lake:{query_id}"
     for i, row in enumerate(result_rows(client, source, query_id, sleep=sleep, backoff=backoff)):
         yield origin, f"row {i}", record_from_columns(row)
+
+
+class CloudTrailLakeCollector(PushdownCollector):
+    service = "cloudtrail"
+
+    def rows(self, client: Any, start: datetime, end: datetime) -> Iterator[Row]:
+        return collect(client, self.source, start, end)

@@ -17,7 +17,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from monitor.collectors.pushdown import Backoff, PushdownError, load_query, record_from_columns
+from monitor.collectors.pushdown import (
+    Backoff,
+    PushdownCollector,
+    PushdownError,
+    load_query,
+    record_from_columns,
+)
 from monitor.config import LogsInsightsSource
 
 Row = tuple[str, str, dict[str, Any]]
@@ -145,3 +151,10 @@ def _ready(roots: list[Slice], emitted: set[int]) -> Iterator[Row]:
             for i, row in enumerate(leaf.rows):
                 yield origin, f"row {i}", record_from_columns(row)
             leaf.rows = []  # handed on; keep memory bounded
+
+
+class LogsInsightsCollector(PushdownCollector):
+    service = "logs"
+
+    def rows(self, client: Any, start: datetime, end: datetime) -> Iterator[Row]:
+        return collect(client, self.source, start, end)

@@ -15,11 +15,13 @@ nothing a config file holds is pasted into SQL unchecked.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from monitor import aws
+from monitor.collectors.base import RECORDS_PER_BATCH, Batch, Collector, CycleWindow, RawRecord, Span
 from queries import query_text
 
 # what the rebuilt record carries in place of a supplied ExternalId / MFA code
@@ -241,3 +243,34 @@ def wait_until_done(check: Callable[[], bool], *, sleep: Callable[[float], None]
         if check():
             return
     raise PushdownError(f"{what}: still running after {backoff.timeout:.0f} s; gave up")
+
+
+# --------------------------------------------------------------------------- the source
+
+
+class PushdownCollector(Collector):
+    """A push-down source for the pipeline: one window per cycle, from its checkpoint to `until`.
+
+    Records go out in batches as the query service pages them; the checkpoint moves only when
+    the whole window has been read, so a query that fails or times out is asked again, from the
+    same point, next cycle (seen event IDs keep the re-read from counting twice).
+    """
+
+    service: str = ""
+
+    def rows(self, client: Any, start: datetime, end: datetime) -> Iterator[tuple[str, str, dict[str, Any]]]:
+        raise NotImplementedError
+
+    def batches(self, window: CycleWindow) -> Iterator[Batch]:
+        start, end = self.start_for(window), window.until
+        span = Span(start, end)
+        self.spans.append(span)
+        client = aws.client(self.service, self.config.aws)
+        batch = Batch(span=span)
+        for origin, position, record in self.rows(client, start, end):
+            batch.records.append(RawRecord(record, origin, position))
+            if len(batch.records) >= RECORDS_PER_BATCH:
+                yield batch
+                batch = Batch(span=span)
+        batch.checkpoints["position"] = self.checkpoint_value("position", end)
+        yield batch

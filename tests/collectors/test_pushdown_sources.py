@@ -242,3 +242,30 @@ def test_split_window_covers_every_second_once() -> None:
     assert slices[0].start == int(START.timestamp()) and slices[-1].end == int(END.timestamp()) - 1
     assert all(x.end + 1 == y.start for x, y in zip(slices, slices[1:], strict=False))
     assert len(slices) == 7
+
+
+# --------------------------------------------------------------------------- through the pipeline
+
+
+def test_athena_source_in_a_cycle_stores_the_same_events(aws_config, moto: str, layout_trail: Path,
+                                                          pushdown_rows, state) -> None:  # noqa: ANN001
+    from monitor.config import parse_config
+    from monitor.pipeline import load_events, run_cycle
+
+    preset = athena_result_set(pushdown_rows, header=True)
+    body = {"account_id": "123456789012", "region": "us-east-1",
+            "results": [{"rows": preset["Rows"], "column_info": preset["ResultSetMetadata"]["ColumnInfo"]}]}
+    urllib.request.urlopen(urllib.request.Request(
+        f"{moto}/moto-api/static/athena/query-results", data=json.dumps(body).encode(), method="POST",
+        headers={"Content-Type": "application/json"})).read()
+    config = parse_config({"aws": {"endpoint_url": moto, "max_attempts": 3},
+                           "sources": [{"type": "athena", "database": "trails", "table": "org_cloudtrail"}]})
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+
+    result = run_cycle(config, state, now=now, since=datetime(2000, 1, 1, tzinfo=UTC), notify=False)
+
+    expected = {r["event_id"] for r in expected_rows(layout_trail)}
+    assert result.errors == [] and result.events_new == len(expected)
+    assert set(load_events(state)["event_id"]) == expected
+    assert [c.status for c in result.coverage] == ["ok"]
+    assert state.get_checkpoint("athena:trails.org_cloudtrail", "position").startswith("2030-01-01T00:00:00")
