@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from itertools import islice
+from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -24,6 +27,8 @@ from monitor.collectors.files import Item, is_trail_file, read_stream
 
 AWS_ERRORS = (BotoCoreError, ClientError)
 _ACCOUNT_RE = re.compile(r"^\d{12}$")
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def trail_root(prefix: str) -> str:
@@ -43,6 +48,29 @@ def days_between(start: datetime, end: datetime) -> list[date]:
 
 def day_prefix(account_prefix: str, region: str, day: date) -> str:
     return f"{account_prefix}CloudTrail/{region}/{day:%Y/%m/%d}/"
+
+
+@dataclass
+class _Unit:
+    """One account/region of a cycle: where its checkpoint goes and the keys still to read."""
+
+    key: str
+    end: datetime
+    span: Span
+    pending: list[tuple[str, str]]
+
+
+def ordered_map(pool: ThreadPoolExecutor, fn: Callable[[T], R], items: Iterable[T], *, ahead: int) -> Iterator[R]:
+    """`pool.map` with at most `ahead` results in flight or waiting: memory stays flat on big backfills."""
+    queue: deque[Future[R]] = deque()
+    it = iter(items)
+    for item in islice(it, ahead):
+        queue.append(pool.submit(fn, item))
+    while queue:
+        result = queue.popleft().result()
+        for item in islice(it, 1):
+            queue.append(pool.submit(fn, item))
+        yield result
 
 
 class S3Collector(Collector):
@@ -88,24 +116,46 @@ class S3Collector(Collector):
                 )
             accounts = {a: p for a, p in accounts.items() if a in set(wanted)}
         done = self.state.processed_files(self.source_id)
-        with ThreadPoolExecutor(max_workers=self.source.max_workers, thread_name_prefix="s3-get") as pool:
-            for account, account_prefix in sorted(accounts.items()):
-                try:
-                    regions = self.source.regions or self._children(s3, f"{account_prefix}CloudTrail/")
-                except AWS_ERRORS as exc:
-                    self.spans.append(Span(None, None, account=account, status="failed",
-                                           message=f"cannot list regions of {account}: {exc}"))
-                    continue
-                for region in regions:
-                    yield from self._unit(s3, pool, window, account, account_prefix, region, done)
+        with ThreadPoolExecutor(max_workers=self.source.max_workers, thread_name_prefix="s3") as pool:
+            # every listing of every account and region at once: an organisation has thousands of
+            # account/region prefixes, and listing them one after another dominates a cycle
+            units: list[tuple[str, str, str]] = []
+            for (account, account_prefix), (regions, failed) in zip(
+                sorted(accounts.items()),
+                pool.map(lambda kv: self._regions(s3, kv[0], kv[1]), sorted(accounts.items())),
+                strict=True,
+            ):
+                if failed is not None:
+                    self.spans.append(failed)
+                units.extend((account, account_prefix, region) for region in regions)
+            # checkpoints are read here, in this thread: the state store's connection is not shared
+            starts = [self.start_for(window, f"{account}/{region}") for account, _, region in units]
+            listed = list(pool.map(lambda u, start: self._list_unit(s3, start, window.until, *u, done),
+                                   units, starts))
+            self.spans.extend(unit.span for unit in listed)  # in account/region order, as listed
+            # then every new object of every unit through one bounded, ordered read-ahead: the
+            # fetches of the next unit start while this one's are still being read
+            fetches = ordered_map(pool, lambda task: self._fetch(s3, *task),
+                                  [kv for unit in listed for kv in unit.pending],
+                                  ahead=self.source.max_workers * 4)
+            for unit in listed:
+                if unit.span.status == "ok":
+                    yield from self._unit_batches(unit, fetches)
 
-    def _unit(self, s3: Any, pool: ThreadPoolExecutor, window: CycleWindow, account: str,
-              account_prefix: str, region: str, done: dict[str, str]) -> Iterator[Batch]:
-        """One account/region: list its day prefixes, fetch new keys, then advance its checkpoint."""
+    def _regions(self, s3: Any, account: str, account_prefix: str) -> tuple[list[str], Span | None]:
+        if self.source.regions:
+            return list(self.source.regions), None
+        try:
+            return self._children(s3, f"{account_prefix}CloudTrail/"), None
+        except AWS_ERRORS as exc:
+            return [], Span(None, None, account=account, status="failed",
+                            message=f"cannot list regions of {account}: {exc}")
+
+    def _list_unit(self, s3: Any, start: datetime, end: datetime, account: str, account_prefix: str,
+                   region: str, done: dict[str, str]) -> _Unit:
+        """One account/region: its span, and the new keys in the day prefixes of its window."""
         key = f"{account}/{region}"
-        start, end = self.start_for(window, key), window.until
         span = Span(start, end, account=account, region=region)
-        self.spans.append(span)
         pending: list[tuple[str, str]] = []
         try:
             for day in days_between(start, end):
@@ -118,16 +168,20 @@ class S3Collector(Collector):
                             pending.append((obj["Key"], etag))
         except AWS_ERRORS as exc:
             span.fail(f"cannot list s3://{self.source.bucket}/{account_prefix}CloudTrail/{region}/: {exc}")
-            return
+            return _Unit(key, end, span, [])
         span.message = f"{len(pending)} new object(s)"
+        return _Unit(key, end, span, pending)
+
+    def _unit_batches(self, unit: _Unit, fetches: Iterator[tuple[str, str | None, list[Item]]]) -> Iterator[Batch]:
+        """This unit's share of the fetch stream as batches; the last one advances its checkpoint."""
+        span = unit.span
 
         def fetched() -> Iterator[tuple[str, str | None, list[Item]]]:
-            step = self.source.max_workers * 4  # bounded read-ahead: memory stays flat on big backfills
-            for i in range(0, len(pending), step):
-                for name, version, items in pool.map(lambda kv: self._fetch(s3, *kv), pending[i : i + step]):
-                    if version is None:
-                        span.fail(f"{len(items)} object(s) unreadable, will retry", partial=True)
-                    yield name, version, items
+            for _ in unit.pending:
+                name, version, items = next(fetches)
+                if version is None:
+                    span.fail(f"{len(items)} object(s) unreadable, will retry", partial=True)
+                yield name, version, items
 
         last: Batch | None = None
         for batch in file_batches(fetched(), span):
@@ -136,7 +190,7 @@ class S3Collector(Collector):
             last = batch
         last = last or Batch(span=span)
         if span.status == "ok":  # a key that could not be fetched keeps the window open for the next cycle
-            last.checkpoints[key] = self.checkpoint_value(key, end)
+            last.checkpoints[unit.key] = self.checkpoint_value(unit.key, unit.end)
         yield last
 
     def _fetch(self, s3: Any, key: str, etag: str) -> tuple[str, str | None, list[Item]]:
