@@ -1,0 +1,94 @@
+"""Public interfaces are documented: CLI flags, config keys, detector names, findings fields, Quick start."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from monitor.cli import build_parser
+from monitor.config import Config
+from monitor.findings import DETECTORS, FINDING_FIELDS
+
+REPO = Path(__file__).resolve().parents[1]
+README = (REPO / "README.md").read_text()
+
+
+def quick_start_lines() -> list[str]:
+    section = README.split("## Quick start", 1)[1]
+    block = section.split("```", 2)[1]
+    return [line for line in block.splitlines()[1:] if line.strip()]
+
+
+def test_quick_start_is_exactly_two_commands_demo_then_tests() -> None:
+    lines = quick_start_lines()
+    assert len(lines) == 2
+    assert lines[0].rstrip().endswith("rolewatch demo")
+    assert "pytest" in lines[1]
+
+
+def test_ci_runs_the_readme_test_command_verbatim() -> None:
+    script = (REPO / ".ci" / "run").read_text()
+    extract = script.split("test_cmd=$(", 1)[1].split(")\n", 1)[0]
+    got = subprocess.run(["bash", "-c", extract], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert got.strip() == quick_start_lines()[1]
+    assert 'eval "$test_cmd"' in script
+
+
+def _subcommands() -> dict[str, argparse.ArgumentParser]:
+    parser = build_parser()
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+@pytest.mark.parametrize("name", sorted(_subcommands()))
+def test_every_subcommand_and_flag_is_in_the_readme(name: str) -> None:
+    assert f"rolewatch {name}" in README
+    sub = _subcommands()[name]
+    for action in sub._actions:
+        for opt in action.option_strings:
+            if opt.startswith("--") and opt != "--help":
+                assert opt in README, f"rolewatch {name} {opt} is not documented"
+
+
+def _leaf_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+    keys: list[str] = []
+    for name, field in model.model_fields.items():
+        if field.exclude:
+            continue
+        keys.append(name)
+        for typ in _model_types(field.annotation):
+            keys.extend(_leaf_keys(typ, f"{prefix}{name}."))
+    return keys
+
+
+def _model_types(annotation: Any) -> list[type[BaseModel]]:
+    out: list[type[BaseModel]] = []
+    stack = [annotation]
+    while stack:
+        t = stack.pop()
+        if isinstance(t, type) and issubclass(t, BaseModel):
+            out.append(t)
+        stack.extend(getattr(t, "__args__", ()) or ())
+    return out
+
+
+def test_every_config_key_is_documented() -> None:
+    forms = ("`{k}`", "{k} =", "`[{k}]`", "`[[{k}]]`", "] {k}", ".{k}`", "[{k}]")
+    missing = sorted({k for k in _leaf_keys(Config) if not any(f.format(k=k) in README for f in forms)})
+    assert missing == []
+
+
+@pytest.mark.parametrize("detector", DETECTORS)
+def test_every_detector_name_is_documented(detector: str) -> None:
+    assert f"`{detector}`" in README
+
+
+@pytest.mark.parametrize("field", FINDING_FIELDS)
+def test_every_findings_field_is_documented(field: str) -> None:
+    findings_section = README.split("## Findings JSON", 1)[1].split("\n## ", 1)[0]
+    assert f"`{field}`" in findings_section
