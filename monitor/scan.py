@@ -33,7 +33,6 @@ from monitor.posture.model import Posture
 from monitor.redact import redact_text
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_FINDINGS = 0, 1, 2, 3
-_SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
 
 
 class ScanError(RuntimeError):
