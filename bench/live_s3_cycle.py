@@ -13,10 +13,10 @@ an upper bound for the same request count against AWS.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import json
 import os
-import socket
 import sys
 import threading
 import time
@@ -39,12 +39,6 @@ REGIONS = (
 )
 BUCKET = "org-trail"
 ORG = "o-bench00001"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def template_records() -> list[dict]:
@@ -113,22 +107,15 @@ def main() -> int:
     ap.add_argument("--max-workers", type=int, default=None, help="S3 source max_workers (default: config default)")
     args = ap.parse_args()
 
-    import logging
-
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per request otherwise
-
     from monitor import aws
     from monitor.collectors.base import CycleWindow
     from monitor.config import parse_config
+    from monitor.demo.local_aws import local_aws
     from monitor.pipeline import make_collector, run_cycle
     from monitor.state.sqlite import SqliteState
 
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
+    server = contextlib.ExitStack()
+    endpoint = server.enter_context(local_aws())
     try:
         accounts = [f"{100000000000 + i * 7919:012d}" for i in range(args.accounts)]
         regions = REGIONS[: args.regions]
@@ -183,7 +170,7 @@ def main() -> int:
             print(f"  {op:<40} {k:>8,}")
         print(f"schedule: every 5 min -> the full cycle uses {seconds / 300:.0%} of its interval")
     finally:
-        server.stop()
+        server.close()
     return 0
 
 

@@ -16,15 +16,13 @@ Prints wall time, calls by operation, calls per second, roles and accounts inven
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -38,32 +36,13 @@ import boto3  # noqa: E402
 
 from monitor.aws import add_client_hook, remove_client_hook  # noqa: E402
 from monitor.config import AwsConfig, Config, OrganizationConfig, SecretRef  # noqa: E402
+from monitor.demo.local_aws import moto_process  # noqa: E402
 from monitor.posture.store import collect_posture  # noqa: E402
 from monitor.state.sqlite import SqliteState  # noqa: E402
 
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-
-
-def start_moto() -> tuple[subprocess.Popen[bytes], str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = dict(os.environ, MOTO_IAM_LOAD_MANAGED_POLICIES="false")
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/moto-api/data.json", timeout=1).read()
-            return proc, url
-        except OSError:
-            if time.monotonic() > deadline:
-                proc.kill()
-                raise SystemExit("moto server did not start") from None
-            time.sleep(0.05)
 
 
 def _trust(principal: dict[str, Any]) -> str:
@@ -105,7 +84,8 @@ def main() -> int:
     ap.add_argument("--max-workers", type=int, default=8, help="organization.max_workers")
     args = ap.parse_args()
 
-    proc, url = start_moto()
+    moto = contextlib.ExitStack()
+    url = moto.enter_context(moto_process(MOTO_IAM_LOAD_MANAGED_POLICIES="false"))
     try:
         t0 = time.perf_counter()
         ids = provision(url, args.accounts, args.roles, workers=16)
@@ -139,8 +119,7 @@ def main() -> int:
         remove_client_hook("before-call", on_call)
         remove_client_hook("before-send", on_send)
     finally:
-        proc.terminate()
-        proc.wait(10)
+        moto.close()
 
     total = sum(calls.values())
     print(f"inventory: {len(posture.accounts)} accounts, {len(posture.roles)} roles, "

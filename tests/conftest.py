@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from monitor.demo.local_aws import local_aws
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -22,24 +23,11 @@ os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
 os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
     """A ThreadedMotoServer on 127.0.0.1 and a free port; yields its endpoint URL."""
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+    with local_aws() as url:
+        yield url
 
 
 @pytest.fixture

@@ -14,13 +14,11 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,6 +29,7 @@ import orjson
 from monitor.aws import session as aws_session
 from monitor.config import AwsConfig, Config, load_config
 from monitor.demo import scenario, synth
+from monitor.demo.local_aws import local_aws
 from monitor.redact import redact_text, register_secret
 
 # one day of a small organisation: enough for every detector to have a baseline, quick to ingest
@@ -42,12 +41,6 @@ HOURS_PER_FILE = 6
 RECORDS_PER_FILE = 1000
 # CloudWatch Logs PutLogEvents: at most 10,000 events and 1,048,576 bytes (26 bytes overhead each)
 _CWL_MAX_EVENTS, _CWL_MAX_BYTES = 10_000, 1_000_000
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _isolate_environment() -> None:
@@ -63,23 +56,6 @@ def _isolate_environment() -> None:
     os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
     # moto reads this when an account's IAM backend is created: ReadOnlyAccess must exist
     os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
-
-
-@contextmanager
-def local_aws() -> Iterator[str]:
-    """moto's ThreadedMotoServer on 127.0.0.1 and a free port; yields the endpoint URL."""
-    import logging
-
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per request otherwise
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
 
 
 @dataclass

@@ -13,8 +13,8 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 
 from alerts.retry import ConnectionRetry, GatewayErrorRetry, RateLimitRetry, post, retry_handlers
+from monitor.demo.local_aws import free_port
 from tests.alerts.conftest import Receiver, Sleeps
-from tests.conftest import free_port
 from tests.slack_standin import SlackStandin
 
 

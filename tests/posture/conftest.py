@@ -13,12 +13,7 @@ until the test releases them: refusals and hangs travel over HTTP like the real 
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -28,6 +23,8 @@ from typing import Any
 
 import boto3
 import pytest
+
+from monitor.demo.local_aws import moto_process
 
 DENIED_XML = """<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
 <Error><Type>Sender</Type><Code>AccessDenied</Code><Message>User: arn:aws:iam::123456789012:user/rolewatch is not
@@ -92,27 +89,8 @@ def _handler(gate: Gate) -> type[BaseHTTPRequestHandler]:
 
 @pytest.fixture(scope="session")
 def org_moto_server() -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = dict(os.environ, MOTO_IAM_LOAD_MANAGED_POLICIES="false")
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/moto-api/data.json", timeout=1).read()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("moto server for the posture tests did not start") from None
-                time.sleep(0.05)  # waiting for a process to listen, not for time to pass
+    with moto_process(MOTO_IAM_LOAD_MANAGED_POLICIES="false") as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 @pytest.fixture

@@ -224,8 +224,8 @@ def test_health_hook_raises_and_resolves_monitor_health(state, tmp_path: Path) -
 def test_metrics_are_served_over_http_in_prometheus_text(state) -> None:
     import urllib.request
 
+    from monitor.demo.local_aws import free_port
     from monitor.metrics import ServiceMetrics
-    from tests.conftest import free_port
 
     metrics = ServiceMetrics()
     svc = Service(parse_config({}), state, clock=FakeClock(NOW), metrics=metrics)
