@@ -26,7 +26,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -381,3 +381,14 @@ class SlackStandin:
         with self._lock:
             self.webhook_posts.append(body)
         return 200, "ok"
+
+
+@contextlib.contextmanager
+def bot_standin(env: Any, now: Any) -> Iterator[SlackStandin]:
+    """A running stand-in whose clock reads `now`, its bot token in SLACK_BOT_TOKEN (via monkeypatch `env`)."""
+    standin = SlackStandin(clock=now.timestamp).start()
+    env.setenv("SLACK_BOT_TOKEN", standin.token)
+    try:
+        yield standin
+    finally:
+        standin.stop()

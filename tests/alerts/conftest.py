@@ -10,19 +10,15 @@ import pytest
 
 from monitor.config import Config, parse_config
 from monitor.findings import Finding
-from tests.slack_standin import SlackStandin
+from tests.slack_standin import SlackStandin, bot_standin
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 
 
 @pytest.fixture
 def slack(monkeypatch: pytest.MonkeyPatch) -> Iterator[SlackStandin]:
-    standin = SlackStandin(clock=NOW.timestamp).start()
-    monkeypatch.setenv("SLACK_BOT_TOKEN", standin.token)
-    try:
+    with bot_standin(monkeypatch, NOW) as standin:
         yield standin
-    finally:
-        standin.stop()
 
 
 class Sleeps(list[float]):

@@ -14,19 +14,15 @@ from monitor.config import parse_config
 from monitor.report.delivery import run_scheduled_report
 from monitor.report.tables import SNAPSHOT_NAMESPACE
 from tests.report import org
-from tests.slack_standin import SlackStandin
+from tests.slack_standin import SlackStandin, bot_standin
 
 NOW = org.NOW
 
 
 @pytest.fixture
 def slack(monkeypatch: pytest.MonkeyPatch) -> Iterator[SlackStandin]:
-    standin = SlackStandin(clock=NOW.timestamp).start()
-    monkeypatch.setenv("SLACK_BOT_TOKEN", standin.token)
-    try:
+    with bot_standin(monkeypatch, NOW) as standin:
         yield standin
-    finally:
-        standin.stop()
 
 
 @pytest.fixture
