@@ -8,10 +8,9 @@ or configuration, 3 a finding at or above `--fail-on`.
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,14 +19,14 @@ from typing import IO, Any
 
 import pandas as pd
 
-from monitor.collectors.base import BadInput
-from monitor.collectors.files import Item, is_trail_file, read_file, read_stream
+from monitor.collectors.files import is_trail_file
 from monitor.collectors.local import trail_files
+from monitor.collectors.trail_rows import document_rows, file_rows
 from monitor.config import Config, ConfigError
 from monitor.detect.context import DetectionContext
 from monitor.detect.engine import DetectionResult, run_detectors
-from monitor.events.normalise import RecordError, normalise, parse_event_time
-from monitor.events.schema import COLUMNS, columns_of, frame_from_columns
+from monitor.events.columnar import EncodedColumns, encode, to_frame
+from monitor.events.normalise import parse_event_time
 from monitor.findings import SEVERITY_RANK, Finding
 from monitor.posture.model import Posture
 from monitor.redact import redact_text
@@ -50,11 +49,11 @@ class ScanResult:
 
 # --------------------------------------------------------------------------- reading
 #
-# The shared trail reader (monitor.collectors.files) does the byte-level work: ISA-L inflate,
-# and in delivery files only the records around an `"AssumeRole` marker are parsed. Local files
-# are read by one worker process per core, in contiguous runs of files so the results merge
-# back in file order; each worker normalises its rows and ships them as columns, and the event
-# table is built once from those columns.
+# monitor.collectors.trail_rows does the byte-level work: ISA-L inflate of whole files, and in
+# delivery files only the records marked `"eventName":"AssumeRole` are parsed, straight into
+# row tuples. Local files are read by one worker process per core, in contiguous runs of files
+# so the results merge back in file order; each worker ships its rows as dictionary-encoded
+# columns (monitor.events.columnar), and the event table is built once from those.
 
 # fewer files than this are read in-process: starting workers would cost more than it saves
 PARALLEL_MIN_FILES = 64
@@ -63,35 +62,22 @@ RUNS_PER_WORKER = 4
 
 @dataclass
 class _Read:
-    """What reading some files gave: event-table columns, counts, and the skipped input."""
+    """What reading some files gave: their rows (encoded columns), counts, and the skipped input."""
 
-    columns: dict[str, list[Any]]
+    columns: EncodedColumns
     files: int = 0
     records: int = 0
     skipped: list[str] = field(default_factory=list)
 
 
-def _rows_of(items: Iterable[Item], rows: list[dict[str, Any]], read: _Read) -> None:
-    for item in items:
-        if isinstance(item, BadInput):
-            read.skipped.append(str(item))
-            continue
-        read.records += 1
-        try:
-            rows.append(normalise(item.record))
-        except RecordError as exc:
-            read.skipped.append(f"{item.origin} [{item.position}]: {exc}")
-
-
 def _read_local(paths: list[str]) -> _Read:
     """Read and normalise a run of local files (in a worker process, or in-process)."""
-    rows: list[dict[str, Any]] = []
-    read = _Read(columns={})
+    rows: list[tuple[Any, ...]] = []
+    skipped: list[str] = []
+    records = 0
     for path in paths:
-        read.files += 1
-        _rows_of(read_file(path), rows, read)
-    read.columns = columns_of(rows)
-    return read
+        records += file_rows(path, rows, skipped)
+    return _Read(columns=encode(rows), files=len(paths), records=records, skipped=skipped)
 
 
 def _read_local_tree(files: list[str], workers: int, progress: Any) -> Iterator[_Read]:
@@ -122,16 +108,17 @@ def _read_s3(uri: str, config: Config) -> Iterator[_Read]:
     s3 = client("s3", config.aws)
     try:
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            rows: list[tuple[Any, ...]] = []
+            read = _Read(columns=EncodedColumns())
             for obj in page.get("Contents", []):
                 key = obj["Key"]
                 if not is_trail_file(key):
                     continue
                 body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-                rows: list[dict[str, Any]] = []
-                read = _Read(columns={}, files=1)
-                _rows_of(read_stream(io.BytesIO(body), key, f"s3://{bucket}/{key}"), rows, read)
-                read.columns = columns_of(rows)
-                yield read
+                read.files += 1
+                read.records += document_rows(body, key, f"s3://{bucket}/{key}", rows, read.skipped)
+            read.columns = encode(rows)
+            yield read
     except (BotoCoreError, ClientError) as exc:
         raise ScanError(f"{uri}: {exc}") from None
 
@@ -140,7 +127,7 @@ def read_events(paths: list[str], config: Config, progress: Any = None,
                 workers: int | None = None) -> tuple[pd.DataFrame, int, int, list[str]]:
     """(event table, files read, AssumeRole records, skipped "origin [position]: why")."""
     workers = workers or os.cpu_count() or 1
-    parts: list[dict[str, list[Any]]] = []
+    parts: list[EncodedColumns] = []
     files = records = 0
     skipped: list[str] = []
     for p in paths:
@@ -150,10 +137,8 @@ def read_events(paths: list[str], config: Config, progress: Any = None,
             files += read.files
             records += read.records
             skipped.extend(read.skipped)
-            if read.columns.get("event_id"):
-                parts.append(read.columns)
-    columns = {name: [v for part in parts for v in part[name]] for name in COLUMNS} if parts else {}
-    return frame_from_columns(columns), files, records, skipped
+            parts.append(read.columns)
+    return to_frame(parts), files, records, skipped
 
 
 # --------------------------------------------------------------------------- scanning

@@ -7,8 +7,9 @@ naming the file and position, and reading goes on with the next line or file.
 
 The hot path is `records_from_bytes`/`record_from_line`: a byte-level pre-check drops content
 without the `AssumeRole` marker before any JSON parsing, since AssumeRole-family events are a
-small share of a trail; in a delivery file only the records around a marker are parsed
-(`assume_role_records_fast`).
+small share of a trail; in a delivery file only the records whose `"eventName":"AssumeRole`
+bytes mark them are cut out and parsed (`marked_records`), and their index in `Records` is
+counted only when a position is asked for.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ except ImportError:  # pragma: no cover - isal is a runtime dependency, but gzip
 
 TRAIL_SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz")
 MARKER = b"AssumeRole"  # every AssumeRole-family record carries its eventName as these bytes
+EVENT_NAME_MARKER = b'"eventName":"' + MARKER  # the same, as CloudTrail's compact writer lays it out
 
 Item = RawRecord | BadInput
 
@@ -103,54 +105,78 @@ RECORD_START = b'{"eventVersion"'  # how every record of a trail delivery file b
 _DELIVERY_HEAD = b'{"Records":[' + RECORD_START
 
 
-class _NotCompact(Exception):
+class NotCompact(Exception):
     """The buffer is not laid out the way CloudTrail writes its files: parse it the general way."""
 
 
-def _marked_records(data: bytes) -> Iterator[tuple[int, bytes]]:
-    """(index in Records, bytes) of every record whose bytes hold MARKER; the others are never parsed.
+def marked_records(data: bytes) -> Iterator[tuple[int, bytes]]:
+    """(offset, bytes) of every record whose `eventName` is AssumeRole-family; the others are never parsed.
 
-    CloudTrail writes `{"Records":[{"eventVersion":...},{"eventVersion":...}]}`, and
-    `{"eventVersion"` occurs only where a record begins (inside a JSON string its quotes would
-    be escaped), so the record around a marker runs from the last record start before it to the
-    next one. Any other layout (pretty-printed, another key order, an embedded CloudTrail event)
-    makes a cut that does not parse, and the caller falls back to parsing the whole document.
+    Only for compact delivery documents (`is_compact_delivery`): CloudTrail writes
+    `{"Records":[{"eventVersion":...},{"eventVersion":...}]}` with no whitespace, so an
+    AssumeRole-family record holds the bytes `"eventName":"AssumeRole`, and `{"eventVersion"`
+    occurs only where a record begins (inside a JSON string its quotes would be escaped). The
+    record around a marker runs from the last record start before it to the next one. Any other
+    layout (another key order, an embedded CloudTrail event) makes a cut that does not parse, and
+    the caller falls back to parsing the whole document.
     """
     end_of_records = data.rfind(b"]")  # the close of Records, when the document ends with `]}`
-    index, counted_to = -1, 0
-    pos = data.find(MARKER)
+    pos = data.find(EVENT_NAME_MARKER)
     while pos != -1:
         start = data.rfind(RECORD_START, 0, pos)
         if start == -1:
-            raise _NotCompact
-        index += data.count(RECORD_START, counted_to, start + len(RECORD_START))
-        counted_to = start + len(RECORD_START)
+            raise NotCompact
         nxt = data.find(RECORD_START, pos)
         chunk = data[start : nxt if nxt != -1 else end_of_records].rstrip()
-        yield index, chunk[:-1] if nxt != -1 else chunk  # drop the comma between records
+        yield start, chunk[:-1] if nxt != -1 else chunk  # drop the comma between records
         if nxt == -1:
             return
-        pos = data.find(MARKER, nxt)
+        pos = data.find(EVENT_NAME_MARKER, nxt)
+
+
+def record_index(data: bytes, offset: int) -> int:
+    """Index in Records of the record that starts at `offset` (counted only when a position is needed)."""
+    return data.count(RECORD_START, 0, offset + len(RECORD_START)) - 1
+
+
+def is_compact_delivery(data: bytes) -> bool:
+    return data.startswith(_DELIVERY_HEAD) or data.lstrip().startswith(_DELIVERY_HEAD)
+
+
+def marked_assume_role_records(data: bytes) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(offset, record) of the AssumeRole-family records `marked_records` cuts out of a compact document.
+
+    Raises NotCompact when a cut does not parse as one JSON object: the document is laid out
+    some other way, and the caller parses it whole instead.
+    """
+    try:
+        for start, chunk in marked_records(data):
+            record = orjson.loads(chunk)
+            if not isinstance(record, dict):
+                raise NotCompact
+            if is_assume_role_record(record):
+                yield start, record
+    except orjson.JSONDecodeError:
+        raise NotCompact from None
 
 
 def assume_role_records_fast(data: bytes, origin: str) -> list[Item] | None:
-    """The hot path for trail delivery files: parse only the records whose bytes hold MARKER.
+    """The hot path for trail delivery files: parse only the records `marked_records` cuts out.
 
     None when `data` is not a compact `{"Records":[{"eventVersion"...` document, or a cut did not
     parse as one JSON object: the caller then parses the whole document (same result, slower).
     Records without the marker are not validated on this path: they are not of interest.
     """
-    if not data.startswith(_DELIVERY_HEAD) and not data.lstrip().startswith(_DELIVERY_HEAD):
+    if not is_compact_delivery(data):
         return None
     items: list[Item] = []
+    index, counted_to = -1, 0
     try:
-        for index, chunk in _marked_records(data):
-            record = orjson.loads(chunk)
-            if not isinstance(record, dict):
-                return None
-            if is_assume_role_record(record):
-                items.append(RawRecord(record, origin, f"Records[{index}]"))
-    except (_NotCompact, orjson.JSONDecodeError):
+        for start, record in marked_assume_role_records(data):
+            index += data.count(RECORD_START, counted_to, start + len(RECORD_START))
+            counted_to = start + len(RECORD_START)
+            items.append(RawRecord(record, origin, f"Records[{index}]"))
+    except NotCompact:
         return None
     return items
 
@@ -161,14 +187,14 @@ def records_from_bytes(data: bytes, origin: str) -> Iterator[Item]:
     Accepts `{"Records": [...]}` (trail delivery files), a JSON array of records, a single
     record, or JSON Lines saved with a `.json` name.
     """
+    fast = assume_role_records_fast(data, origin)
+    if fast is not None:
+        yield from fast
+        return
     if MARKER not in data:
         head = data.lstrip()[:1]
         if head and head not in (b"{", b"["):
             yield BadInput(origin, "byte 0", "not a JSON document")
-        return
-    fast = assume_role_records_fast(data, origin)
-    if fast is not None:
-        yield from fast
         return
     try:
         doc = orjson.loads(data)
@@ -196,14 +222,20 @@ def records_from_bytes(data: bytes, origin: str) -> Iterator[Item]:
             yield item
 
 
+def inflate(data: bytes) -> bytes:
+    """A whole gzip file at once: about twice as fast as streaming it through GzipFile."""
+    return gzip_impl.decompress(data)
+
+
 def read_stream(fh: IO[bytes], name: str, origin: str) -> Iterator[Item]:
     """Records of interest from an open binary stream; gzip by name; JSON Lines are streamed line by line."""
-    stream: IO[bytes] = gzip_impl.GzipFile(fileobj=fh) if name.endswith(".gz") else fh  # type: ignore[assignment]
     if is_line_format(name):
+        stream: IO[bytes] = gzip_impl.GzipFile(fileobj=fh) if name.endswith(".gz") else fh  # type: ignore[assignment]
         yield from records_from_lines(stream, origin)
         return
+    # a delivery document is parsed whole anyway, so it is inflated whole
     try:
-        data = stream.read()
+        data = inflate(fh.read()) if name.endswith(".gz") else fh.read()
     except GZIP_ERRORS as exc:
         yield BadInput(origin, "file", f"truncated or corrupt gzip: {exc}")
         return

@@ -15,7 +15,9 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from monitor.events.schema import ASSUME_ROLE_EVENTS
+from monitor.events.schema import ASSUME_ROLE_EVENTS, COLUMNS
+
+COLUMN_NAMES = tuple(COLUMNS)
 
 # "User: <arn> is not authorized to perform: sts:AssumeRole on resource: <arn>[ because ...]"
 _DENIED_RE = re.compile(
@@ -166,6 +168,11 @@ def parse_denied_message(message: str | None) -> tuple[str | None, str | None]:
 
 def normalise(record: dict[str, Any]) -> dict[str, Any]:
     """One AssumeRole-family record -> one row (a dict keyed by the schema's column names)."""
+    return dict(zip(COLUMN_NAMES, normalise_values(record), strict=True))
+
+
+def normalise_values(record: dict[str, Any]) -> tuple[Any, ...]:
+    """One AssumeRole-family record -> its row's values in column order (the scan's hot path)."""
     if not isinstance(record, dict):
         raise RecordError("record is not a JSON object")
     event_id = _s(record.get("eventID"))
@@ -246,39 +253,40 @@ def normalise(record: dict[str, Any]) -> dict[str, Any]:
     elif role_account and principal_service:
         is_cross = False
 
-    return {
-        "event_id": event_id,
-        "shared_event_id": _s(record.get("sharedEventID")),
-        "event_time": parse_event_time(record.get("eventTime")),
-        "event_name": event_name,
-        "event_version": event_version,
-        "account_id": _s(record.get("recipientAccountId")) or role_account,
-        "aws_region": _s(record.get("awsRegion")),
-        "role_arn": role_arn,
-        "role_account_id": role_account,
-        "role_session_name": _s(req.get("roleSessionName")),
-        "principal_arn": principal_arn,
-        "principal_type": principal_type,
-        "principal_id": principal_id,
-        "principal_account_id": principal_account,
-        "principal_role_arn": principal_role_arn,
-        "principal_service": principal_service,
-        "principal_key": principal_key,
-        "identity_provider": identity_provider,
-        "caller_access_key_id": _s(ident.get("accessKeyId")),
-        "source_ip": source_ip,
-        "source_ip_raw": _s(record.get("sourceIPAddress")),
-        "via_aws_service": via_service,
-        "user_agent": _s(record.get("userAgent")),
-        "error_code": error_code,
-        "error_message": error_message,
-        "external_id_supplied": external_id_supplied,
-        "mfa_authenticated": mfa,
-        "duration_seconds": _int(req.get("durationSeconds")),
-        "source_identity": source_identity,
-        "assumed_role_arn": _s(assumed_user.get("arn")),
-        "access_key_id": _s(creds.get("accessKeyId")),
-        "credentials_expiration": parse_expiration(creds.get("expiration")),
-        "is_cross_account": is_cross,
-        "success": error_code is None,
-    }
+    # the order of COLUMNS (a test holds them together)
+    return (
+        event_id,  # event_id
+        _s(record.get("sharedEventID")),  # shared_event_id
+        parse_event_time(record.get("eventTime")),  # event_time
+        event_name,  # event_name
+        event_version,  # event_version
+        _s(record.get("recipientAccountId")) or role_account,  # account_id
+        _s(record.get("awsRegion")),  # aws_region
+        role_arn,  # role_arn
+        role_account,  # role_account_id
+        _s(req.get("roleSessionName")),  # role_session_name
+        principal_arn,  # principal_arn
+        principal_type,  # principal_type
+        principal_id,  # principal_id
+        principal_account,  # principal_account_id
+        principal_role_arn,  # principal_role_arn
+        principal_service,  # principal_service
+        principal_key,  # principal_key
+        identity_provider,  # identity_provider
+        _s(ident.get("accessKeyId")),  # caller_access_key_id
+        source_ip,  # source_ip
+        _s(record.get("sourceIPAddress")),  # source_ip_raw
+        via_service,  # via_aws_service
+        _s(record.get("userAgent")),  # user_agent
+        error_code,  # error_code
+        error_message,  # error_message
+        external_id_supplied,  # external_id_supplied
+        mfa,  # mfa_authenticated
+        _int(req.get("durationSeconds")),  # duration_seconds
+        source_identity,  # source_identity
+        _s(assumed_user.get("arn")),  # assumed_role_arn
+        _s(creds.get("accessKeyId")),  # access_key_id
+        parse_expiration(creds.get("expiration")),  # credentials_expiration
+        is_cross,  # is_cross_account
+        error_code is None,  # success
+    )

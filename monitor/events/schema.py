@@ -69,18 +69,19 @@ def frame_from_columns(cols: dict[str, list[Any]]) -> pd.DataFrame:
     """The typed table from one list per column (as `columns_of` gives)."""
     if not cols or not cols.get("event_id"):
         return empty_frame()
-    out: dict[str, Any] = {}
-    for name, dtype in COLUMNS.items():
-        values = cols[name]
-        if dtype.startswith("datetime64"):
-            out[name] = pd.to_datetime(
-                pd.Series(values, dtype="object"), utc=True, errors="coerce", format="mixed"
-            ).dt.as_unit("ns")
-        elif dtype == "bool":
-            out[name] = pd.Series([bool(v) for v in values], dtype="bool")
-        else:
-            out[name] = pd.Series(values, dtype="object").astype(dtype)
-    return pd.DataFrame(out)
+    return pd.DataFrame({name: typed_series(name, cols[name]) for name in COLUMNS})
+
+
+def typed_series(name: str, values: Any) -> pd.Series:
+    """One column's values (Python objects, None for missing) with the column's documented dtype."""
+    dtype = COLUMNS[name]
+    if dtype.startswith("datetime64"):
+        return pd.to_datetime(
+            pd.Series(values, dtype="object"), utc=True, errors="coerce", format="mixed"
+        ).dt.as_unit("ns")
+    if dtype == "bool":
+        return pd.Series([bool(v) for v in values], dtype="bool")
+    return pd.Series(values, dtype="object").astype(dtype)
 
 
 def coerce(df: pd.DataFrame) -> pd.DataFrame:
