@@ -96,6 +96,10 @@ class CloudWatchLogsSource(_SourceBase):
     requests_per_second: float = Field(default=5.0, gt=0)
     # one FilterLogEvents query (and checkpoint) per slice: a crash re-reads at most one slice
     slice_minutes: int = Field(default=1440, ge=1)
+    # slices fetched at once (across all log groups); they still share the one requests_per_second
+    # bucket, so more workers only hide request latency, never raise the rate (32: the client's
+    # connection pool)
+    max_workers: int = Field(default=4, ge=1, le=32)
 
 
 class LookupEventsSource(_SourceBase):
