@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
+
 import pytest
 
 from monitor.collectors.ratelimit import TokenBucket, paced, shared_bucket
@@ -43,6 +47,48 @@ def test_never_more_than_rate_in_any_window() -> None:
     for t in times:
         assert sum(1 for u in times if t <= u < t + 1.0) <= 2 + 2
     assert times[-1] - times[0] == pytest.approx((21 - 2) / 2)
+
+
+class ThreadClock(FakeClock):
+    """A fake clock that remembers what each thread last read: the bucket reads it under its lock
+    just before granting, so that is the exact time of the thread's grant."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.read: dict[int, float] = {}
+
+    def __call__(self) -> float:
+        self.read[threading.get_ident()] = now = self.now
+        os.sched_yield()  # let another thread in between the bucket's read and its update
+        return now
+
+
+def test_threads_sharing_a_bucket_get_no_more_than_rate_times_time_plus_burst() -> None:
+    clock = ThreadClock()
+    bucket = TokenBucket(5, clock=clock, sleep=clock.sleep)
+    grants: list[float] = []
+    threads_, per_thread = 4, 100
+
+    def take() -> None:
+        for _ in range(per_thread):
+            bucket.acquire()
+            grants.append(clock.read[threading.get_ident()])
+
+    threads = [threading.Thread(target=take) for _ in range(threads_)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: a race in the bucket shows up
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    grants.sort()
+    assert len(grants) == threads_ * per_thread
+    for n, t in enumerate(grants, start=1):  # by time t at most rate * t + burst tokens granted
+        assert n <= 5 * (t - 1000.0) + 5 + 1e-6
+    assert clock.now - 1000.0 == pytest.approx((threads_ * per_thread - 5) / 5)  # and no slower
 
 
 def test_idle_time_refills_but_not_beyond_capacity() -> None:
