@@ -2,7 +2,9 @@
 
 Wall time on a shared machine says as much about the neighbours as about the command, so the
 CPU time (user + system, all descendants) is reported beside it. RSS is sampled (every 10 ms) and summed over the process and all its descendants, so a scan
-with one worker per core is charged for every worker it runs at once.
+with one worker per core is charged for every worker it runs at once, including the pages a
+forked worker shares with its parent; PSS (proportional set size) is sampled beside it, which
+counts each shared page once.
 """
 
 from __future__ import annotations
@@ -23,20 +25,24 @@ class Measured:
     peak_rss_mb: float
     returncode: int
     stderr: str
+    peak_pss_mb: float = 0.0  # pages shared by forked workers counted once, split between them
 
 
-def _tree_rss(proc: psutil.Process) -> int:
-    total = 0
+def _tree_memory(proc: psutil.Process) -> tuple[int, int]:
+    """(RSS, PSS) summed over the process and its descendants; PSS is 0 where the kernel gives none."""
+    rss = pss = 0
     try:
         procs = [proc, *proc.children(recursive=True)]
     except psutil.Error:
-        return 0
+        return 0, 0
     for p in procs:
         try:
-            total += p.memory_info().rss
+            info = p.memory_full_info()
         except psutil.Error:
             continue
-    return total
+        rss += info.rss
+        pss += getattr(info, "pss", 0)
+    return rss, pss
 
 
 def measure(cmd: Sequence[str] | str, *, shell: bool = False, stdout: int | None = subprocess.DEVNULL,
@@ -45,12 +51,13 @@ def measure(cmd: Sequence[str] | str, *, shell: bool = False, stdout: int | None
     start = time.perf_counter()
     popen = subprocess.Popen(cmd, shell=shell, stdout=stdout, stderr=subprocess.PIPE)  # noqa: S603
     proc = psutil.Process(popen.pid)
-    peak = 0
+    peak = peak_pss = 0
     while popen.poll() is None:
-        peak = max(peak, _tree_rss(proc))
+        rss, pss = _tree_memory(proc)
+        peak, peak_pss = max(peak, rss), max(peak_pss, pss)
         time.sleep(interval)
     seconds = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     stderr = popen.stderr.read().decode(errors="replace") if popen.stderr else ""
-    return Measured(seconds, cpu, peak / 2**20, popen.returncode, stderr)
+    return Measured(seconds, cpu, peak / 2**20, popen.returncode, stderr, peak_pss / 2**20)
