@@ -58,13 +58,14 @@ class ScanResult:
 # fewer files than this are read in-process: starting workers would cost more than it saves
 PARALLEL_MIN_FILES = 64
 RUNS_PER_WORKER = 4
+ENCODE_EVERY_FILES = 256
 
 
 @dataclass
 class _Read:
     """What reading some files gave: their rows (encoded columns), counts, and the skipped input."""
 
-    columns: EncodedColumns
+    columns: list[EncodedColumns] = field(default_factory=list)
     files: int = 0
     records: int = 0
     skipped: list[str] = field(default_factory=list)
@@ -72,12 +73,15 @@ class _Read:
 
 def _read_local(paths: list[str]) -> _Read:
     """Read and normalise a run of local files (in a worker process, or in-process)."""
+    read = _Read(files=len(paths))
     rows: list[tuple[Any, ...]] = []
-    skipped: list[str] = []
-    records = 0
-    for path in paths:
-        records += file_rows(path, rows, skipped)
-    return _Read(columns=encode(rows), files=len(paths), records=records, skipped=skipped)
+    for i, path in enumerate(paths, 1):
+        read.records += file_rows(path, rows, read.skipped)
+        if i % ENCODE_EVERY_FILES == 0 or i == len(paths):
+            # row tuples of fresh strings are the bulkiest form of a row: encode them early
+            read.columns.append(encode(rows))
+            rows = []
+    return read
 
 
 def _read_local_tree(files: list[str], workers: int, progress: Any) -> Iterator[_Read]:
@@ -109,7 +113,7 @@ def _read_s3(uri: str, config: Config) -> Iterator[_Read]:
     try:
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             rows: list[tuple[Any, ...]] = []
-            read = _Read(columns=EncodedColumns())
+            read = _Read()
             for obj in page.get("Contents", []):
                 key = obj["Key"]
                 if not is_trail_file(key):
@@ -117,7 +121,7 @@ def _read_s3(uri: str, config: Config) -> Iterator[_Read]:
                 body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
                 read.files += 1
                 read.records += document_rows(body, key, f"s3://{bucket}/{key}", rows, read.skipped)
-            read.columns = encode(rows)
+            read.columns.append(encode(rows))
             yield read
     except (BotoCoreError, ClientError) as exc:
         raise ScanError(f"{uri}: {exc}") from None
@@ -137,7 +141,7 @@ def read_events(paths: list[str], config: Config, progress: Any = None,
             files += read.files
             records += read.records
             skipped.extend(read.skipped)
-            parts.append(read.columns)
+            parts.extend(read.columns)
     return to_frame(parts), files, records, skipped
 
 
@@ -181,6 +185,16 @@ def _table(findings: list[Finding]) -> str:
     for r in rows:
         lines.append("  ".join(v[:w].ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
     return "\n".join(lines) + "\n"
+
+
+def _write_findings(findings: list[Finding], fmt: str, out: IO[str]) -> None:
+    """One line per finding as it is encoded: the whole output is never held in memory at once."""
+    if fmt == "table":
+        out.write(_table(findings))
+        return
+    for f in findings:
+        out.write(f.to_json())
+        out.write("\n")
 
 
 def _progress_bar(stream: IO[str]) -> Any:
@@ -237,14 +251,14 @@ def cmd_scan(args: argparse.Namespace) -> int:
         sys.stderr.write("\r\x1b[K")
     out.result.notices[:0] = snapshot_notices
     findings = out.result.findings
-    text = _table(findings) if args.format == "table" else "".join(f.to_json() + "\n" for f in findings)
     if args.output:
         target = Path(args.output)
         tmp = target.with_name(target.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, target)
+        with open(tmp, "w", encoding="utf-8") as fh:
+            _write_findings(findings, args.format, fh)
+        os.replace(tmp, target)  # readers never see half a file
     else:
-        sys.stdout.write(text)
+        _write_findings(findings, args.format, sys.stdout)
         sys.stdout.flush()
     print(_summary(out), file=sys.stderr)
     if args.fail_on and any(f.rank >= SEVERITY_RANK[args.fail_on] for f in findings):
