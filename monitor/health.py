@@ -2,18 +2,38 @@
 
 The decision itself is pure (`monitor.detect.monitor_health`); this module reads what it needs
 from state, stores the findings it returns, and resolves the ones whose condition has cleared.
+
+Sources are judged from their coverage rows in run history. Accounts out of sight are judged
+from their streaks, kept as documents (namespace `unreachable_accounts`, one per account and
+channel, deleted when the account is reachable again): the collection cycle folds in what each
+source saw of its accounts, the posture collection what the audit roles let it see. A streak is
+kept rather than rebuilt from run history because the posture job runs daily: finding its last
+few runs among thousands of collection runs would walk the whole run index on DynamoDB.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import socket
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from monitor.config import Config
-from monitor.detect.monitor_health import DETECTOR, WHOLE_CYCLE, SourceObservation, detect_monitor_health
+from monitor.config import Config, source_id
+from monitor.detect.monitor_health import (
+    DETECTOR,
+    POSTURE,
+    READ_SOURCE,
+    WHOLE_CYCLE,
+    AccountObservation,
+    AccountStreak,
+    SourceObservation,
+    detect_monitor_health,
+    fold_streaks,
+)
 from monitor.findings import Finding, iso
+from monitor.redact import redact_text
 
 HEARTBEAT_NS, HEARTBEAT_KEY = "service", "heartbeat"
 HEARTBEAT_SECONDS = 30
@@ -80,12 +100,95 @@ def observations(state: Any, runs: list[dict[str, Any]]) -> list[SourceObservati
     return obs
 
 
+UNREACHABLE_NS = "unreachable_accounts"
+_AWS_ERROR_CODE = re.compile(r"An error occurred \(([^)]+)\)")  # how botocore's ClientError reads
+
+
+def aws_error_code(message: str | None) -> str | None:
+    m = _AWS_ERROR_CODE.search(message or "")
+    return m.group(1) if m else None
+
+
+def _streak_key(streak: AccountStreak) -> str:
+    return f"{streak.via}#{streak.account_id}"
+
+
+def _streak_to_dict(s: AccountStreak) -> dict[str, Any]:
+    return {"account_id": s.account_id, "via": s.via, "since": iso(s.since), "last": iso(s.last), "rounds": s.rounds,
+            "step": s.step, "error_code": s.error_code, "message": s.message, "regions": list(s.regions)}
+
+
+def _streak_from_dict(d: dict[str, Any]) -> AccountStreak | None:
+    since, last = parse_time(d.get("since")), parse_time(d.get("last"))
+    if since is None or last is None:
+        return None
+    return AccountStreak(d["account_id"], d["via"], since, last, int(d["rounds"]), d.get("step"),
+                         d.get("error_code"), d.get("message"), tuple(d.get("regions") or ()))
+
+
+def load_streaks(state: Any) -> list[AccountStreak]:
+    """Every account currently out of sight, per channel."""
+    return [s for _, d in state.iter_json(UNREACHABLE_NS) if (s := _streak_from_dict(d)) is not None]
+
+
+def record_account_rounds(state: Any, rounds: Mapping[str, list[AccountObservation]]) -> None:
+    """Fold one round per channel (via -> what it saw of every account in its scope) into the kept streaks."""
+    if not rounds:
+        return
+    kept = load_streaks(state)
+    with state.transaction():
+        for via, seen in rounds.items():
+            before = [s for s in kept if s.via == via]
+            after = fold_streaks(before, seen)
+            for gone in {_streak_key(s) for s in before} - {_streak_key(s) for s in after}:
+                state.delete_json(UNREACHABLE_NS, gone)
+            for streak in after:
+                state.put_json(UNREACHABLE_NS, _streak_key(streak), _streak_to_dict(streak))
+
+
+def source_account_round(coverage: list[Any], at: datetime) -> list[AccountObservation] | None:
+    """What one cycle saw of a source's accounts, from its coverage rows (per account/region).
+
+    An account is out of sight when any of its units failed (a region it cannot list is a blind
+    spot too); `partial` (some objects to retry) is not. None when the cycle cannot say which
+    accounts the source covers -- it failed before listing them -- so the streaks stay as they were.
+    """
+    by_account: dict[str, list[Any]] = {}
+    for cov in coverage:
+        if cov.account:
+            by_account.setdefault(cov.account, []).append(cov)
+    if not by_account and coverage and all(c.status == "failed" for c in coverage):
+        return None
+    out = []
+    for account, rows in sorted(by_account.items()):
+        failed = [c for c in rows if c.status == "failed"]
+        if not failed:
+            out.append(AccountObservation(account, rows[0].source, at, ok=True))
+            continue
+        message = redact_text(failed[0].message or "")
+        out.append(AccountObservation(
+            account, rows[0].source, at, ok=False, step=READ_SOURCE,
+            error_code=next((code for c in failed if (code := aws_error_code(c.message))), None),
+            message=message or None, regions=tuple(sorted({c.region for c in failed if c.region})),
+        ))
+    return out
+
+
+def current_streaks(state: Any, config: Config) -> list[AccountStreak]:
+    """The kept streaks of channels still configured (a removed source's accounts are not its business now)."""
+    vias = {source_id(s) for s in config.sources if s.enabled}
+    if config.posture.enabled:
+        vias.add(POSTURE)
+    return [s for s in load_streaks(state) if s.via in vias]
+
+
 def check_health(state: Any, config: Config, now: datetime) -> list[tuple[Finding, bool, Finding | None]]:
     """Store current monitor_health findings and resolve cleared ones; returns what to notify."""
     cfg = config.detectors.monitor_health
     if not cfg.enabled:
         return []
-    found = detect_monitor_health(observations(state, collect_runs(state, now, config)), now, cfg)
+    found = detect_monitor_health(observations(state, collect_runs(state, now, config)), now, cfg,
+                                  current_streaks(state, config))
     current = {f.fingerprint for f in found}
     out = []
     with state.transaction():

@@ -27,6 +27,7 @@ from monitor.events.merge import merge_shared_copies
 from monitor.events.normalise import RecordError, normalise, parse_event_time
 from monitor.events.schema import frame_from_rows
 from monitor.findings import Finding, iso
+from monitor.health import record_account_rounds, source_account_round
 from monitor.logs import run_id_var
 from monitor.posture.model import Posture
 from monitor.state.base import Coverage, StateLockedError, StateStore
@@ -166,6 +167,17 @@ def _collect_source(source: Any, config: Config, state: StateStore, window: Cycl
             result.errors.append(f"{sid}{' ' + where if where else ''}: {span.status}: {span.message}")
 
 
+def _record_account_rounds(state: StateStore, sources: list[Any], now: datetime, result: CycleResult) -> None:
+    """What each source saw of its accounts this cycle, for monitor_health's account_unreachable check."""
+    rounds = {}
+    for source in sources:
+        sid = source_id(source)
+        seen = source_account_round([c for c in result.coverage if c.source == sid], now)
+        if seen is not None:
+            rounds[sid] = seen
+    record_account_rounds(state, rounds)
+
+
 def _data_start(state: StateStore, window: CycleWindow, events: pd.DataFrame) -> datetime:
     """When rolewatch's knowledge starts: learning periods count from here."""
     first = parse_event_time(state.get_json("pipeline", "data_start"))
@@ -238,6 +250,11 @@ def run_cycle(config: Config, state: StateStore, *, now: datetime, since: dateti
                 result.notices.append("no enabled sources configured: nothing collected")
             for source in sources:
                 _collect_source(source, config, state, window, result)
+            try:
+                _record_account_rounds(state, sources, now, result)
+            except Exception as exc:  # the events are stored; only the accounts' streaks miss this cycle
+                log.error("recording what the sources saw of their accounts failed: %s", exc, exc_info=True)
+                result.errors.append(f"account streaks: {type(exc).__name__}: {exc}")
             if result.skipped:
                 result.notices.append(f"{result.skipped} bad record(s)/file(s) skipped (see log for file and position)")
             try:

@@ -203,8 +203,11 @@ class Service:
             return JobOutcome("skipped", {"reason": "monitor.posture.store not available"})
         from monitor.posture import store
 
-        posture = store.collect_posture(self.config, self.state, now=self.clock())
-        return JobOutcome("ok", posture_stats(posture))
+        now = self.clock()
+        posture = store.collect_posture(self.config, self.state, now=now)
+        # an account it could not reach is alerted now, not at the next collection cycle
+        health = self.health(now)
+        return JobOutcome("ok", {**posture_stats(posture), "health_findings": len(health)})
 
     def report(self) -> JobOutcome:
         if importlib.util.find_spec("monitor.report.delivery") is None:

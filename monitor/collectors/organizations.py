@@ -9,7 +9,9 @@ so a long-running service never uses an expired session.
 
 `run_per_account` processes accounts concurrently in a bounded pool; an account that cannot be
 assumed, fails or runs past `account_timeout_seconds` is logged (account and error, redacted)
-and returned in `errors`; the others finish.
+and returned in `errors`, and in `failures` with the step it stopped at (`assume_audit_role` or
+the caller's step, e.g. `list_roles`) and the AWS error code, for the monitor_health detector;
+the others finish.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import boto3
 import botocore.loaders
 import botocore.session
 from botocore.credentials import CredentialProvider, CredentialResolver, RefreshableCredentials
+from botocore.exceptions import ClientError
 
 from monitor.aws import client as make_client
 from monitor.aws import session as base_session
@@ -45,6 +48,7 @@ T = TypeVar("T")
 ADVISORY_REFRESH_SECONDS = 5 * 60
 MANDATORY_REFRESH_SECONDS = 2 * 60
 MIN_DURATION_SECONDS = 900  # the STS minimum
+ASSUME_AUDIT_ROLE = "assume_audit_role"  # the step of a failure to get a session into the account
 
 
 @functools.cache
@@ -167,21 +171,44 @@ class AuditSessions:
         return boto3.session.Session(botocore_session=core, region_name=self.config.aws.region)
 
 
+@dataclass(frozen=True)
+class AccountFailure:
+    """Why one account could not be processed: where it stopped and what the error was."""
+
+    step: str  # ASSUME_AUDIT_ROLE, or the step the caller named for its work (e.g. "list_roles")
+    error_code: str  # the AWS error code (AccessDenied, ...), else the exception's type name
+    message: str  # "<type>: <message>", redacted
+
+
 @dataclass
 class AccountResults:
     results: dict[str, Any] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)  # account -> redacted error message
+    failures: dict[str, AccountFailure] = field(default_factory=dict)  # the same accounts, with step and code
+
+
+def error_code(exc: BaseException) -> str:
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code") or type(exc).__name__)
+    return type(exc).__name__
 
 
 def run_per_account(accounts: list[str], work: Callable[[str], T], *, max_workers: int, timeout_seconds: float,
-                    clock: Callable[[], float] = time.monotonic, poll_seconds: float = 1.0) -> AccountResults:
+                    clock: Callable[[], float] = time.monotonic, poll_seconds: float = 1.0,
+                    step: str = "work", steps: dict[str, str] | None = None) -> AccountResults:
     """work(account) for every account in a bounded pool; failures and timeouts are reported, not raised.
 
-    A timed-out account's thread cannot be interrupted; it is abandoned (its botocore read timeout
-    ends it) and its result, if any, ignored.
+    A failure is reported at `steps[account]` when `work` keeps it up to date (it says where a
+    hung account was stuck, too), else at `step`. A timed-out account's thread cannot be
+    interrupted; it is abandoned (its botocore read timeout ends it) and its result, if any, ignored.
     """
     out = AccountResults()
     started: dict[str, float] = {}
+    steps = steps if steps is not None else {}
+
+    def fail(account: str, exc: BaseException) -> None:
+        out.errors[account] = _report(account, exc)
+        out.failures[account] = AccountFailure(steps.get(account, step), error_code(exc), out.errors[account])
 
     def run(account: str) -> T:
         started[account] = clock()
@@ -198,12 +225,12 @@ def run_per_account(accounts: list[str], work: Callable[[str], T], *, max_worker
                 if exc is None:
                     out.results[account] = fut.result()
                 else:
-                    out.errors[account] = _report(account, exc)
+                    fail(account, exc)
             now = clock()
             for fut, account in list(pending.items()):
                 if account in started and now - started[account] > timeout_seconds:
                     pending.pop(fut)
-                    out.errors[account] = _report(account, TimeoutError(f"no result after {timeout_seconds:g}s"))
+                    fail(account, TimeoutError(f"no result after {timeout_seconds:g}s"))
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
     return out
@@ -217,9 +244,12 @@ def _report(account: str, exc: BaseException) -> str:
 
 def for_each_account(config: Config, work: Callable[[str, boto3.session.Session], T], *, now: datetime,
                      source_session: Any = None, clock: Callable[[], float] = time.monotonic,
-                     poll_seconds: float = 1.0) -> tuple[list[Account], AccountResults]:
+                     poll_seconds: float = 1.0, step: str = "work") -> tuple[list[Account], AccountResults]:
     """Every account in scope, each through its audit-role session (or the source session when
-    the Organization is not enabled: a single-account deployment)."""
+    the Organization is not enabled: a single-account deployment).
+
+    A failure is reported at `assume_audit_role` while the session is being made, at `step`
+    (what `work` does, e.g. "list_roles") after that."""
     org = config.organization
     source = source_session or base_session(config.aws)
     if not org.enabled:
@@ -227,11 +257,19 @@ def for_each_account(config: Config, work: Callable[[str, boto3.session.Session]
         accounts = [Account(account_id)]
         return accounts, run_per_account([account_id], lambda a: work(a, source), max_workers=1,
                                          timeout_seconds=org.account_timeout_seconds, clock=clock,
-                                         poll_seconds=poll_seconds)
+                                         poll_seconds=poll_seconds, step=step)
     accounts = list_accounts(config, source)
     sessions = AuditSessions(config, now=now, source_session=source)
-    results = run_per_account([a.account_id for a in accounts], lambda a: work(a, sessions.session(a)),
+    steps: dict[str, str] = {}
+
+    def in_account(account: str) -> T:
+        steps[account] = ASSUME_AUDIT_ROLE
+        session = sessions.session(account)
+        steps[account] = step
+        return work(account, session)
+
+    results = run_per_account([a.account_id for a in accounts], in_account,
                               max_workers=org.max_workers, timeout_seconds=org.account_timeout_seconds,
-                              clock=clock, poll_seconds=poll_seconds)
+                              clock=clock, poll_seconds=poll_seconds, step=step, steps=steps)
     return accounts, results
 

@@ -5,7 +5,10 @@ the role inventory, service-last-accessed (cached) and Access Analyzer findings,
 parallel. `load_posture` gives what the detectors use between collections.
 
 An account that fails this time keeps its previous inventory (listed in `errors` with the
-reason) rather than vanishing: its roles would otherwise look deleted.
+reason) rather than vanishing: its roles would otherwise look deleted. It is also a blind spot:
+every collection records which accounts in scope it reached and, for the others, the step that
+failed (`assume_audit_role`, `list_roles`) and the error code, so that monitor_health alerts on
+it (`monitor.health.record_account_rounds`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from monitor.collectors.last_accessed import LastAccessedCollector
 from monitor.collectors.organizations import for_each_account
 from monitor.collectors.roles import collect_roles
 from monitor.config import Config
+from monitor.detect.monitor_health import POSTURE, AccountObservation
+from monitor.health import record_account_rounds
 from monitor.posture.model import AnalyzerFinding, Posture, RoleInfo, posture_from_dict, posture_to_dict
 
 log = logging.getLogger(__name__)
@@ -97,7 +102,7 @@ def collect_posture(config: Config, state: Any, now: datetime, *, source_session
         return previous
     accounts, results = for_each_account(
         config, lambda a, s: account_posture(a, s, config, state, now, sleep=sleep, clock=clock),
-        now=now, source_session=source_session, clock=clock, poll_seconds=poll_seconds,
+        now=now, source_session=source_session, clock=clock, poll_seconds=poll_seconds, step="list_roles",
     )
     posture = Posture(collected_at=now, errors=dict(results.errors))
     if config.organization.enabled:
@@ -121,5 +126,14 @@ def collect_posture(config: Config, state: Any, now: datetime, *, source_session
         log.info("posture: %s", notice)
     log.info("posture: %d roles in %d accounts, %d analyzer findings, %d accounts failed",
              len(posture.roles), len(results.results), len(posture.analyzer_findings), len(results.errors))
-    save_posture(state, posture)
+    reached = []
+    for account in accounts:
+        failure = results.failures.get(account.account_id)
+        reached.append(AccountObservation(account.account_id, POSTURE, now, ok=failure is None,
+                                          step=failure.step if failure else None,
+                                          error_code=failure.error_code if failure else None,
+                                          message=failure.message if failure else None))
+    with state.transaction():
+        save_posture(state, posture)
+        record_account_rounds(state, {POSTURE: reached})
     return posture
