@@ -92,7 +92,9 @@ def observations(state: Any, runs: list[dict[str, Any]]) -> list[SourceObservati
         # the pipeline may record coverage under its own cycle id
         run_ids = dict.fromkeys([run["run_id"], (run.get("stats") or {}).get("cycle_run_id")])
         covered = [cov for rid in filter(None, run_ids) for cov in state.coverage(rid)]
-        obs.extend(SourceObservation(c.source, at, c.status, c.records, c.message) for c in covered)
+        # rows from before `delivered` was counted know only the AssumeRole rows stored
+        obs.extend(SourceObservation(c.source, at, c.status, c.records if c.delivered is None else c.delivered,
+                                     c.message) for c in covered)
         # the cycle as a whole: failed when it died before any source reported, else it ran
         dead = not covered and run["status"] == "failed"
         obs.append(SourceObservation(WHOLE_CYCLE, at, "failed" if dead else "ok", 0,

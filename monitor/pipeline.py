@@ -132,7 +132,7 @@ def store_batch(state: StateStore, sid: str, batch: Batch) -> tuple[int, list[Ba
         _test_kill_hook("before_commit")
     _test_kill_hook("after_commit")
     if batch.span is not None:
-        batch.span.count(stored, len(bad), [r["event_time"] for r in new_rows])
+        batch.span.count(stored, len(bad), [r["event_time"] for r in new_rows], batch.delivered)
     return stored, bad
 
 
@@ -158,7 +158,7 @@ def _collect_source(source: Any, config: Config, state: StateStore, window: Cycl
         cov = Coverage(
             run_id=result.run_id, source=sid, start=iso(span.start), end=iso(span.end), status=span.status,
             account=span.account, region=span.region, records=span.records, skipped=span.skipped,
-            message=span.message,
+            message=span.message, delivered=span.delivered,
         )
         state.record_coverage(cov)
         result.coverage.append(cov)
@@ -297,7 +297,7 @@ def format_summary(result: CycleResult) -> str:
         span = f"{c.start or '?'} .. {c.end or '?'}"
         msg = f" ({c.message})" if c.message else ""
         lines.append(f"  {c.source}{' ' + where if where else ''}  {span}  {c.status}  "
-                     f"{c.records} stored, {c.skipped} skipped{msg}")
+                     f"{c.records} stored, {c.skipped} skipped, {c.delivered} delivered{msg}")
     lines += [f"notice: {n}" for n in result.notices]
     lines += [f"error: {e}" for e in result.errors]
     return "\n".join(lines)

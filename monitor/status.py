@@ -73,7 +73,8 @@ def gather_status(state: Any, now: datetime) -> dict[str, Any]:
             for cov in state.coverage(rid):
                 sources.setdefault(cov.source, {
                     "run_id": cov.run_id, "status": cov.status, "start": cov.start, "end": cov.end,
-                    "records": cov.records, "skipped": cov.skipped, "message": cov.message,
+                    "records": cov.records, "delivered": cov.delivered, "skipped": cov.skipped,
+                    "message": cov.message,
                     "account": cov.account, "region": cov.region,
                 })
     health = [
@@ -117,6 +118,7 @@ def render_text(status: dict[str, Any]) -> str:
         lines.append("sources (last coverage):")
         for name, c in status["sources"].items():
             lines.append(f"  {name}: {c['status']} {c['start'] or '?'} .. {c['end'] or '?'}, {c['records']} records"
+                         + (f", {c['delivered']} delivered" if c["delivered"] is not None else "")
                          + (f", {c['skipped']} skipped" if c["skipped"] else "")
                          + (f" ({c['message']})" if c["message"] else ""))
     if status["monitor_health"]:

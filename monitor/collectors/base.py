@@ -4,6 +4,11 @@ A collector reads; it never writes state. It yields `Batch`es: the raw records i
 bad input it met, and the checkpoint values / processed files that become true once the batch
 is stored. The pipeline writes all of that in one transaction per batch, so a crash before the
 commit means the batch is simply read again (and seen event IDs keep it from counting twice).
+
+Each batch also says how much the source *delivered* for it, whatever that held: the
+monitor_health silence check asks whether the trail is still arriving, and a quiet account
+with a working trail delivers plenty but no AssumeRole call. What is counted depends on what a
+source can count without extra work (`Batch.delivered`).
 """
 
 from __future__ import annotations
@@ -51,13 +56,15 @@ class Span:
     region: str | None = None
     status: str = "ok"  # ok | partial | failed
     message: str | None = None
-    records: int = 0
+    records: int = 0  # AssumeRole-family events newly stored
     skipped: int = 0
+    delivered: int = 0  # what the source delivered, whatever it held (Batch.delivered)
     times_from_records: bool = False  # no time window (local files): the range is what the records span
 
-    def count(self, stored: int, skipped: int, times: list[datetime | None]) -> None:
+    def count(self, stored: int, skipped: int, times: list[datetime | None], delivered: int = 0) -> None:
         self.records += stored
         self.skipped += skipped
+        self.delivered += delivered
         known = [t for t in times if t is not None]
         if self.times_from_records and known:
             self.start = min([*known, *([self.start] if self.start else [])])
@@ -77,6 +84,15 @@ class Batch:
     span: Span | None = None  # the coverage unit these records count towards
     checkpoints: dict[str, Any] = field(default_factory=dict)  # checkpoint key -> value
     files: dict[str, str] = field(default_factory=dict)  # path/key -> version, marked processed
+    # What the source delivered for this batch, AssumeRole-family or not, before any filtering here:
+    # - file sources (local, s3): trail files read and marked processed -- whatever records they
+    #   hold, even content that turns out broken (it arrived); an object that could not be fetched
+    #   is retried and not counted. Files, not records: the fast path never parses the records
+    #   without the AssumeRole marker, and counting them would cost a pass over every file.
+    # - cloudwatch_logs, lookup_events, push-down: events or rows the service returned. Their
+    #   filter (pattern, event name, query) runs where the data lives, so these only ever see
+    #   AssumeRole-family records.
+    delivered: int = 0
 
     def add(self, item: RawRecord | BadInput | None) -> None:
         if isinstance(item, RawRecord):
@@ -156,6 +172,7 @@ def file_batches(
             batch.add(item)
         if version is not None:
             batch.files[name] = version
+            batch.delivered += 1
         if len(batch.files) >= max_files or len(batch.records) >= max_records:
             yield batch
             batch = Batch(span=span)

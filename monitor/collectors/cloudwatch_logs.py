@@ -172,7 +172,9 @@ class CloudWatchLogsCollector(Collector):
             for page in paced(pages, bucket):
                 if group.stop.is_set():  # its group failed or the consumer went away: no more requests
                     break
-                for message, stream, event_id in projection.search(page) or []:
+                events = projection.search(page) or []
+                batch.delivered += len(events)
+                for message, stream, event_id in events:
                     batch.add(record_from_line((message or "").encode(), f"{group.name}/{stream}",
                                                f"event {event_id}"))
                 if batch.full():

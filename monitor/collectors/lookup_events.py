@@ -55,7 +55,9 @@ class LookupEventsCollector(Collector):
                         StartTime=start, EndTime=end,
                     )
                     for page_no, page in enumerate(paced(pages, self._bucket(region)), 1):
-                        for n, text in enumerate(projection.search(page) or []):
+                        events = projection.search(page) or []
+                        batch.delivered += len(events)
+                        for n, text in enumerate(events):
                             batch.add(record_from_line((text or "").encode(), origin, f"page {page_no} event {n}"))
                         if batch.full():
                             yield batch

@@ -269,6 +269,7 @@ class PushdownCollector(Collector):
         batch = Batch(span=span)
         for origin, position, record in self.rows(client, start, end):
             batch.records.append(RawRecord(record, origin, position))
+            batch.delivered += 1
             if len(batch.records) >= RECORDS_PER_BATCH:
                 yield batch
                 batch = Batch(span=span)

@@ -4,7 +4,10 @@ Three incidents, all about the data feeding rolewatch rather than about AWS acti
 - a source failed `failed_cycles` collection cycles in a row (credentials revoked, bucket policy
   changed, throttled to death);
 - a source delivered no CloudTrail records for `max_silence_minutes` while it was being polled
-  successfully (a stopped or misconfigured trail is itself a security incident);
+  successfully (a stopped or misconfigured trail is itself a security incident). "Delivered"
+  counts what the source read, AssumeRole-family or not (trail files for `local`/`s3`; events
+  or rows returned for the others, whose filter runs where the data lives), never the
+  AssumeRole rows stored: a quiet account with a working trail is not a stopped trail;
 - a member account rolewatch can no longer see: its audit role could not be assumed or its roles
   not listed (posture collection), or a source could not read its part of the trail (an S3
   account/region). Someone may have deleted or changed the audit role to hide what they do, so
@@ -42,7 +45,7 @@ class SourceObservation:
     source: str
     at: datetime  # when the cycle ran
     status: str  # ok | partial | failed (Coverage.status)
-    records: int  # CloudTrail records the source delivered in that cycle
+    delivered: int  # what the source delivered in that cycle, AssumeRole or not (Coverage.delivered)
     message: str | None = None
 
 
@@ -140,9 +143,9 @@ def _silence(obs: list[SourceObservation], now: datetime, cfg: MonitorHealthConf
     in_window = [o for o in obs if o.at >= window_start]
     if not any(o.status != "failed" for o in in_window):
         return None  # nothing polled successfully: that is the failure check's business
-    if any(o.records > 0 for o in in_window):
+    if any(o.delivered > 0 for o in in_window):
         return None
-    arrivals = [o.at for o in obs if o.records > 0]
+    arrivals = [o.at for o in obs if o.delivered > 0]
     silent_since = max(arrivals) if arrivals else obs[0].at
     minutes = int((now - silent_since).total_seconds() // 60)
     source = obs[-1].source

@@ -38,9 +38,12 @@ class Coverage:
     status: str  # ok | partial | failed
     account: str | None = None
     region: str | None = None
-    records: int = 0
+    records: int = 0  # AssumeRole-family events newly stored
     skipped: int = 0
     message: str | None = None
+    # what the source delivered, whatever it held (`monitor.collectors.base.Batch.delivered`);
+    # None in rows recorded before it was counted
+    delivered: int | None = None
 
 
 @dataclass

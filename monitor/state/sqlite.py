@@ -78,6 +78,9 @@ register_migration(
     """,
 )
 
+# what a source delivered, apart from the AssumeRole rows it stored (NULL in older rows: not counted then)
+register_migration("0002_coverage_delivered", "ALTER TABLE coverage ADD COLUMN delivered INTEGER")
+
 _OUTBOX_COLUMNS = "id, fingerprint, notifier, payload, attempts, status, last_error, receipt, created_at, updated_at, sent_at"
 
 
@@ -255,14 +258,15 @@ class SqliteState(ReentrantTransactions):
 
     def record_coverage(self, cov: Coverage) -> None:
         self._exec(
-            'INSERT INTO coverage (run_id, source, account, region, start, "end", status, records, skipped, message)'
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            'INSERT INTO coverage (run_id, source, account, region, start, "end", status, records, skipped, message,'
+            " delivered) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (cov.run_id, cov.source, cov.account, cov.region, cov.start, cov.end, cov.status, cov.records,
-             cov.skipped, cov.message),
+             cov.skipped, cov.message, cov.delivered),
         )
 
     def coverage(self, run_id: str | None = None) -> list[Coverage]:
-        sql = 'SELECT run_id, source, start, "end", status, account, region, records, skipped, message FROM coverage'
+        sql = ('SELECT run_id, source, start, "end", status, account, region, records, skipped, message, delivered'
+               " FROM coverage")
         params: tuple[Any, ...] = ()
         if run_id:
             sql += " WHERE run_id=?"
