@@ -127,7 +127,7 @@ def test_once_prints_a_summary_and_checks_its_time_flags(tmp_path: Path, capsys)
     assert main(["once", "-c", str(cfg_path), "--no-notify"]) == 0
     out = capsys.readouterr().out
     assert "2 new event(s), 1 skipped, 0 finding(s)" in out
-    assert f"local:{tmp_path / 't'}" in out and "2 stored, 1 skipped" in out
+    assert f"local:{tmp_path / 't'}" in out and "2 stored, 1 skipped, 1 delivered" in out
     assert main(["once", "-c", str(cfg_path), "--since", "yesterday"]) == 2
     assert "--since: not an ISO 8601 time" in capsys.readouterr().err
     assert main(["once", "-c", str(cfg_path), "--since", "2023-07-10T00:00:00Z", "--until", "2023-07-09"]) == 2

@@ -74,6 +74,7 @@ def test_non_assume_role_events_returned_by_the_service_are_dropped(tmp_path, lo
     [cov] = res.coverage
     assert (cov.source, cov.status, cov.records, cov.skipped, cov.region) == (
         "cloudwatch_logs:trail", "ok", 2, 1, "us-east-1")
+    assert cov.delivered == 6  # every event FilterLogEvents returned, before the client-side re-check
     assert cov.start == ts(NOW - timedelta(hours=24)) and cov.end == ts(NOW)
 
 

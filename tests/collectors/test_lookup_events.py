@@ -74,8 +74,8 @@ def test_every_page_of_every_event_name_and_region(tmp_path, stubbed, state) -> 
         client_for(region)[1].assert_no_pending_responses()  # every NextToken was followed
     assert set(state.load_events()["event_id"]) == expected
     assert res.events_new == len(expected) == 2 * 3 * 51
-    assert [(c.region, c.status, c.records) for c in res.coverage] == [("us-east-1", "ok", 153),
-                                                                       ("eu-west-1", "ok", 153)]
+    assert [(c.region, c.status, c.records, c.delivered) for c in res.coverage] == [
+        ("us-east-1", "ok", 153, 153), ("eu-west-1", "ok", 153, 153)]
     assert state.get_checkpoint("lookup_events", "us-east-1") == "2024-03-05T12:00:00Z"
     # 9 requests per region, two regions sharing one fake clock at 2/s each: paced, never waited for real
     assert len(clock.sleeps) > 0 and max(clock.sleeps) <= 0.5 + 1e-9

@@ -268,4 +268,5 @@ def test_athena_source_in_a_cycle_stores_the_same_events(aws_config, moto: str, 
     assert result.errors == [] and result.events_new == len(expected)
     assert set(load_events(state)["event_id"]) == expected
     assert [c.status for c in result.coverage] == ["ok"]
+    assert result.coverage[0].delivered == len(pushdown_rows)  # every row the query returned
     assert state.get_checkpoint("athena:trails.org_cloudtrail", "position").startswith("2030-01-01T00:00:00")

@@ -56,13 +56,14 @@ def test_reads_the_public_trail_once(tmp_path, s3, aws_config, shared_data, layo
     assert set(state.load_events()["event_id"]) == layout_assume_role_ids
     [cov] = res.coverage
     assert (cov.account, cov.region, cov.status, cov.records) == (LAYOUT_ACCOUNT, "us-east-1", "ok", 49)
+    assert cov.delivered == n  # every trail file read, whatever it held
     assert cov.start == "2023-07-09T13:00:00Z" and cov.end == "2023-07-10T13:00:00Z"
     assert len(state.processed_files("s3:trail/")) == n
     assert state.get_checkpoint("s3:trail/", f"{LAYOUT_ACCOUNT}/us-east-1") == "2023-07-10T13:00:00Z"
 
     again = run_cycle(cfg, state, now=NOW)
     assert again.events_new == 0
-    assert again.coverage[0].message == "0 new object(s)"
+    assert again.coverage[0].message == "0 new object(s)" and again.coverage[0].delivered == 0
 
 
 def test_lists_only_the_days_in_the_window(tmp_path, s3, aws_config, state) -> None:
@@ -74,6 +75,7 @@ def test_lists_only_the_days_in_the_window(tmp_path, s3, aws_config, state) -> N
     res = run_cycle(cfg, state, now=NOW)
     assert list(state.load_events()["event_id"]) == ["in-window"]
     assert res.events_new == 1
+    assert res.coverage[0].delivered == 2  # the GetObject-only file counts: the trail delivered it
     # an explicit backfill reaches the older day
     res = run_cycle(cfg, state, now=NOW, since=datetime(2023, 7, 1, tzinfo=UTC))
     assert res.events_new == 1
@@ -129,6 +131,7 @@ def test_bad_objects_are_skipped_and_reported_by_key(tmp_path, s3, aws_config, s
     assert res.events_new == 1
     assert res.skipped == 3
     assert res.coverage[0].skipped == 3 and res.coverage[0].status == "ok"
+    assert res.coverage[0].delivered == 2  # a cut file arrived all the same
     # bad content is not retried: the key is processed
     assert run_cycle(cfg, state, now=NOW).skipped == 0
 
@@ -142,3 +145,45 @@ def test_missing_bucket_fails_the_source_not_the_cycle(tmp_path, s3, aws_config,
     assert res.events_new == 1
     assert [c.status for c in res.coverage] == ["failed", "ok"]
     assert "NoSuchBucket" in res.errors[0]
+
+
+def test_an_account_the_source_cannot_read_is_a_monitor_health_finding_until_it_can(tmp_path, s3, aws_config,
+                                                                                  state) -> None:
+    from datetime import timedelta
+
+    from monitor.detect.monitor_health import account_unreachable_fingerprint
+    from monitor.health import check_health
+    from monitor.state.sqlite import SqliteState
+
+    put_records(s3, "trail", "AWSLogs/444455556666/CloudTrail/us-east-1/2023/07/10/b.json.gz", [record("b1")])
+    cfg = make_config(tmp_path, [{"type": "s3", "bucket": "trail", "accounts": ["444455556666", "999999999999"],
+                                  "regions": ["us-east-1"]}], aws_config,
+                      detectors={"monitor_health": {"failed_cycles": 2}})
+    fp = account_unreachable_fingerprint("999999999999", "s3:trail/")
+    run_cycle(cfg, state, now=NOW)
+    assert list(state.load_events()["event_id"]) == ["b1"]  # the readable account is collected all the same
+    [(finding, is_new, _)] = check_health(state, cfg, NOW)
+    assert is_new and finding.fingerprint == fp and finding.account_id == "999999999999"
+    assert (finding.severity, finding.details["step"], finding.details["source"]) == ("medium", "read_source",
+                                                                                       "s3:trail/")
+    assert "no trail under s3://trail/AWSLogs/" in finding.details["last_error"]
+
+    later = NOW + timedelta(minutes=5)
+    run_cycle(cfg, state, now=later)
+    [(finding, is_new, _)] = check_health(state, cfg, later)
+    assert not is_new and (finding.severity, finding.count) == ("high", 2)
+
+    # a restart over the same file: the streak is remembered, the finding is not new
+    again = SqliteState(state.path)
+    try:
+        [(finding, is_new, _)] = check_health(again, cfg, later)
+        assert not is_new and finding.severity == "high"
+        # the account's trail shows up: the next cycle reads it and the finding is resolved
+        put_records(s3, "trail", "AWSLogs/999999999999/CloudTrail/us-east-1/2023/07/10/c.json.gz", [record("c1")])
+        latest = later + timedelta(minutes=5)
+        run_cycle(cfg, again, now=latest)
+        assert check_health(again, cfg, latest) == []
+        assert again.get_finding(fp).status == "resolved"
+        assert sorted(again.load_events()["event_id"]) == ["b1", "c1"]
+    finally:
+        again.close()

@@ -7,7 +7,8 @@ session pay for this module's accounts. Roles here attach customer-managed polic
 
 The gate is a real HTTP proxy to the moto server that answers AssumeRole into chosen accounts
 with STS's AccessDenied (moto assumes any role) and can hold requests for a "slow" account
-until the test releases them: refusals and hangs travel over HTTP like the real thing.
+until the test releases them: refusals and hangs travel over HTTP like the real thing. With
+`deny_missing_roles` it also refuses, as STS does, a role that does not exist in moto's IAM.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class Gate:
         self.held: set[str] = set()
         self.release = threading.Event()
         self.held_arrived = threading.Event()
+        self.deny_missing_roles = False
         self.denials_served = 0
         self.assume_requests: list[dict[str, str]] = []
         self.url = ""
@@ -58,7 +60,8 @@ def _handler(gate: Gate) -> type[BaseHTTPRequestHandler]:
                 if account in gate.held:
                     gate.held_arrived.set()
                     gate.release.wait(30)
-                if account in gate.denied:
+                if account in gate.denied or (gate.deny_missing_roles
+                                              and not role_exists(gate.upstream, form.get("RoleArn", ""))):
                     payload = DENIED_XML.format(role=form["RoleArn"]).encode()
                     self.send_response(403)
                     self.send_header("Content-Type", "text/xml")
@@ -129,6 +132,16 @@ def account_session(endpoint: str, account_id: str) -> boto3.session.Session:
     creds = sts.assume_role(RoleArn=f"arn:aws:iam::{account_id}:role/setup", RoleSessionName="setup")["Credentials"]
     return boto3.session.Session(aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
                                  aws_session_token=creds["SessionToken"], region_name="us-east-1")
+
+
+def role_exists(endpoint: str, role_arn: str) -> bool:
+    """Whether moto's IAM holds the role (STS answers AccessDenied for a role that does not exist)."""
+    iam = account_session(endpoint, role_arn.split(":")[4]).client("iam", endpoint_url=endpoint)
+    try:
+        iam.get_role(RoleName=role_arn.rsplit("/", 1)[-1])
+    except iam.exceptions.NoSuchEntityException:
+        return False
+    return True
 
 
 def trust(*principals: dict[str, Any], condition: dict[str, Any] | None = None) -> str:

@@ -127,6 +127,9 @@ def test_denied_and_hung_accounts_reported_rest_finish(sts_gate) -> None:  # noq
     assert set(results.errors) == {"666666666666", "777777777777"}
     assert "AccessDenied" in results.errors["666666666666"]
     assert "TimeoutError" in results.errors["777777777777"]
+    # where each stopped: both in AssumeRole (the hung one was held there when its time ran out)
+    assert {a: (f.step, f.error_code) for a, f in results.failures.items()} == {
+        "666666666666": ("assume_audit_role", "AccessDenied"), "777777777777": ("assume_audit_role", "TimeoutError")}
     assert all(EXTERNAL_ID not in e for e in results.errors.values())
 
 

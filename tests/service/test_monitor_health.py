@@ -4,24 +4,30 @@ from datetime import UTC, datetime, timedelta
 
 from monitor.config import MonitorHealthConfig
 from monitor.detect.monitor_health import (
+    POSTURE,
     WHOLE_CYCLE,
+    AccountObservation,
     SourceObservation,
+    account_unreachable_fingerprint,
     detect_monitor_health,
     failed_streak_fingerprint,
+    fold_streaks,
     silence_fingerprint,
 )
+from monitor.health import source_account_round
+from monitor.state.base import Coverage
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 CFG = MonitorHealthConfig(failed_cycles=3, max_silence_minutes=60)
 
 
 def cycles(source: str, pattern: list[tuple[str, int]], every_minutes: int = 5) -> list[SourceObservation]:
-    """Observations ending at NOW, oldest first: (status, records) per cycle."""
+    """Observations ending at NOW, oldest first: (status, delivered) per cycle."""
     n = len(pattern)
     return [
-        SourceObservation(source, NOW - timedelta(minutes=every_minutes * (n - 1 - i)), status, records,
+        SourceObservation(source, NOW - timedelta(minutes=every_minutes * (n - 1 - i)), status, delivered,
                           "AccessDenied on s3:ListBucket" if status == "failed" else None)
-        for i, (status, records) in enumerate(pattern)
+        for i, (status, delivered) in enumerate(pattern)
     ]
 
 
@@ -79,3 +85,62 @@ def test_whole_cycle_failures_have_their_own_title() -> None:
     assert f.title == "rolewatch collection cycle failed 3 times in a row"
     # and the cycle as a whole is never "silent": silence belongs to sources
     assert detect_monitor_health(cycles(WHOLE_CYCLE, [("ok", 0)] * 25), NOW, CFG) == []
+
+
+# --------------------------------------------------------------------------- accounts out of sight
+
+def seen(account: str, at: datetime, ok: bool, code: str | None = "AccessDenied", via: str = POSTURE) -> AccountObservation:
+    return (AccountObservation(account, via, at, ok=True) if ok else
+            AccountObservation(account, via, at, ok=False, step="assume_audit_role", error_code=code,
+                               message=f"ClientError: An error occurred ({code}) when calling the AssumeRole operation"))
+
+
+def test_streaks_start_grow_end_and_drop_accounts_out_of_scope() -> None:
+    day = timedelta(days=1)
+    first = fold_streaks([], [seen("111111111111", NOW, ok=True), seen("222222222222", NOW, ok=False)])
+    assert [(s.account_id, s.rounds, s.since) for s in first] == [("222222222222", 1, NOW)]
+    second = fold_streaks(first, [seen("111111111111", NOW + day, ok=False), seen("222222222222", NOW + day, ok=False)])
+    assert [(s.account_id, s.rounds, s.since, s.last) for s in second] == [
+        ("111111111111", 1, NOW + day, NOW + day), ("222222222222", 2, NOW, NOW + day)]
+    # 111.. reachable again, 222.. no longer in the round's scope: both streaks end
+    assert fold_streaks(second, [seen("111111111111", NOW + 2 * day, ok=True)]) == []
+
+
+def test_unreachable_account_is_medium_then_high_after_failed_cycles_with_one_fingerprint() -> None:
+    streaks: list = []
+    severities, fingerprints = [], set()
+    for i, code in enumerate(["AccessDenied", "Throttling", "AccessDenied"]):
+        streaks = fold_streaks(streaks, [seen("222222222222", NOW + timedelta(days=i), ok=False, code=code)])
+        [f] = detect_monitor_health([], NOW + timedelta(days=i), CFG, streaks)
+        severities.append(f.severity)
+        fingerprints.add(f.fingerprint)
+    assert severities == ["medium", "medium", "high"]  # CFG.failed_cycles == 3
+    assert fingerprints == {account_unreachable_fingerprint("222222222222", POSTURE)}
+    assert f.account_id == "222222222222" and f.count == 3 and f.first_seen == "2026-03-02T12:00:00Z"
+    assert f.details["error_code"] == "AccessDenied" and f.details["consecutive_failures"] == 3
+    assert detect_monitor_health([], NOW, MonitorHealthConfig(enabled=False), streaks) == []
+
+
+def test_one_finding_per_account_and_channel() -> None:
+    streaks = fold_streaks([], [seen("222222222222", NOW, ok=False)]) + fold_streaks(
+        [], [seen("222222222222", NOW, ok=False, via="s3:trail/")])
+    found = detect_monitor_health([], NOW, CFG, streaks)
+    assert sorted(f.details["source"] for f in found) == [POSTURE, "s3:trail/"]
+    assert len({f.fingerprint for f in found}) == 2
+    assert "through s3:trail/" in next(f.title for f in found if f.details["source"] == "s3:trail/")
+
+
+def test_a_cycles_coverage_says_which_accounts_a_source_could_not_read() -> None:
+    denied = "cannot list s3://trail/AWSLogs/222222222222/CloudTrail/eu-west-1/: An error occurred (AccessDenied) " \
+             "when calling the ListObjectsV2 operation: Access Denied"
+    rows = [Coverage("r", "s3:trail/", None, None, "ok", account="111111111111", region="us-east-1"),
+            Coverage("r", "s3:trail/", None, None, "partial", account="111111111111", region="eu-west-1"),
+            Coverage("r", "s3:trail/", None, None, "ok", account="222222222222", region="us-east-1"),
+            Coverage("r", "s3:trail/", None, None, "failed", account="222222222222", region="eu-west-1",
+                     message=denied)]
+    ok, bad = source_account_round(rows, NOW)
+    assert (ok.account_id, ok.ok) == ("111111111111", True)  # objects to retry are not a blind spot
+    assert (bad.account_id, bad.ok, bad.step, bad.error_code, bad.regions) == (
+        "222222222222", False, "read_source", "AccessDenied", ("eu-west-1",))
+    # a source that failed before listing its accounts says nothing about them
+    assert source_account_round([Coverage("r", "s3:trail/", None, None, "failed", message="NoSuchBucket")], NOW) is None

@@ -19,7 +19,7 @@ def seeded(tmp_path: Path) -> Path:
     st = SqliteState(tmp_path / "state.db")
     rid = st.start_run("collect", NOW - timedelta(minutes=5))
     st.record_coverage(Coverage(rid, "s3:trail/", "2026-03-02T11:30:00Z", "2026-03-02T11:55:00Z", "ok",
-                                records=42, skipped=1))
+                                records=42, skipped=1, delivered=7))
     st.record_coverage(Coverage(rid, "lookup_events", None, None, "failed", message="AccessDenied"))
     st.finish_run(rid, NOW - timedelta(minutes=4), "partial",
                   {"events_new": 40, "findings": 2, "errors": ["lookup_events: AccessDenied"],
@@ -45,7 +45,7 @@ def test_status_json_reports_jobs_sources_and_heartbeat(tmp_path: Path, capsys) 
     assert collect["errors"] == ["lookup_events: AccessDenied"]
     assert collect["next_run"] == "2026-03-02T12:05:00+00:00"
     assert out["jobs"]["posture"] == {"result": "never run", "next_run": "2026-03-03T03:00:00+00:00"}
-    assert out["sources"]["s3:trail/"]["records"] == 42
+    assert out["sources"]["s3:trail/"]["records"] == 42 and out["sources"]["s3:trail/"]["delivered"] == 7
     assert out["sources"]["lookup_events"]["status"] == "failed"
     assert out["outbox"] == {"backlog": 1, "by_status": {"failed": 1, "sent": 1}}
 
@@ -56,6 +56,7 @@ def test_status_text_and_stale_heartbeat_is_unhealthy(tmp_path: Path, capsys) ->
     text = capsys.readouterr().out
     assert text.startswith("UNHEALTHY: service heartbeat is 620s old")
     assert "collect    partial" in text and "lookup_events: failed" in text
+    assert "s3:trail/: ok 2026-03-02T11:30:00Z .. 2026-03-02T11:55:00Z, 42 records, 7 delivered, 1 skipped" in text
     assert "outbox backlog: 1 (1 failed)" in text
 
 

@@ -211,13 +211,37 @@ def test_runs_newest_first_with_job_filter_and_stats(store) -> None:
 def test_coverage_by_run_in_insertion_order(store) -> None:
     r1, r2 = store.start_run("collect", NOW), store.start_run("collect", NOW)
     store.record_coverage(Coverage(r1, "s3:b/", "2026-03-02T11:00:00Z", "2026-03-02T12:00:00Z", "ok",
-                                   account="111111111111", region="us-east-1", records=10, skipped=1))
+                                   account="111111111111", region="us-east-1", records=10, skipped=1, delivered=4))
     store.record_coverage(Coverage(r1, "lookup_events", None, None, "failed", message="AccessDenied"))
     store.record_coverage(Coverage(r2, "s3:b/", None, None, "partial"))
     assert [c.source for c in store.coverage(r1)] == ["s3:b/", "lookup_events"]
     assert store.coverage(r1)[0] == Coverage(r1, "s3:b/", "2026-03-02T11:00:00Z", "2026-03-02T12:00:00Z", "ok",
-                                             "111111111111", "us-east-1", 10, 1, None)
+                                             "111111111111", "us-east-1", 10, 1, None, 4)
+    assert store.coverage(r2)[0].delivered is None  # not counted
     assert [(c.run_id, c.status) for c in store.coverage()] == [(r1, "ok"), (r1, "failed"), (r2, "partial")]
+
+
+def test_unreachable_account_streaks_survive_a_reopen_and_end(open_store) -> None:
+    from monitor.detect.monitor_health import POSTURE, AccountObservation
+    from monitor.health import load_streaks, record_account_rounds
+
+    first = open_store()
+
+    def denied(account: str, at: datetime, via: str = POSTURE) -> AccountObservation:
+        return AccountObservation(account, via, at, ok=False, step="assume_audit_role", error_code="AccessDenied",
+                                  message="ClientError: AccessDenied", regions=("eu-west-1",))
+
+    record_account_rounds(first, {POSTURE: [denied("222222222222", NOW)],
+                                  "s3:b/": [denied("333333333333", NOW, "s3:b/")]})
+    second = open_store()  # another handle on the same store, as after a restart
+    record_account_rounds(second, {POSTURE: [denied("222222222222", NOW + timedelta(days=1))]})
+    streaks = {(s.via, s.account_id): s for s in load_streaks(second)}
+    assert set(streaks) == {(POSTURE, "222222222222"), ("s3:b/", "333333333333")}  # a channel not folded is kept
+    kept = streaks[(POSTURE, "222222222222")]
+    assert (kept.since, kept.last, kept.rounds, kept.error_code, kept.regions) == (
+        NOW, NOW + timedelta(days=1), 2, "AccessDenied", ("eu-west-1",))
+    record_account_rounds(second, {POSTURE: [AccountObservation("222222222222", POSTURE, NOW, ok=True)]})
+    assert [(s.via, s.account_id) for s in load_streaks(open_store())] == [("s3:b/", "333333333333")]
 
 
 # --------------------------------------------------------------------------- findings
