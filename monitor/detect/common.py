@@ -117,17 +117,23 @@ def bursts(keys: pd.DataFrame, times: pd.Series, gap: timedelta) -> pd.Series:
     """Burst id per row: within one key, a new burst starts after a silence longer than `gap`.
 
     Ids are "<key>#<burst start ISO>", so they depend only on the data of the burst, never on
-    the run that saw it.
+    the run that saw it. Keys are never missing and times never NaT (the callers pass timed
+    rows and filled keys).
     """
     if keys.empty:
         return pd.Series([], dtype=object, index=keys.index)
-    order = pd.DataFrame({"k": group_key(keys), "t": times}).sort_values(["k", "t"], kind="stable")
-    new_group = order["k"].ne(order["k"].shift())
-    new_burst = new_group | (order["t"].diff() > pd.Timedelta(gap))
-    burst_no = new_burst.cumsum()
-    start = order["t"].groupby(burst_no).transform("min")
-    ident = order["k"] + "#" + start.dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-    return ident.reindex(keys.index)
+    key = group_key(keys).to_numpy(dtype=object)
+    codes = pd.factorize(key)[0]
+    ns = epoch_ns(times)
+    # integer sort by (key, time): the order of the keys themselves does not matter
+    order = np.lexsort((ns, codes))
+    c, t = codes[order], ns[order]
+    new = np.ones(len(c), dtype=bool)
+    new[1:] = (c[1:] != c[:-1]) | (t[1:] - t[:-1] > pd.Timedelta(gap).value)
+    start = iso_seconds(t[new])[np.cumsum(new) - 1]
+    ident = np.empty(len(key), dtype=object)
+    ident[order] = key[order] + "#" + start
+    return pd.Series(ident, index=keys.index, dtype=object)
 
 
 def max_in_window(df: pd.DataFrame, group: pd.Series, window: timedelta) -> pd.Series:
@@ -139,7 +145,7 @@ def max_in_window(df: pd.DataFrame, group: pd.Series, window: timedelta) -> pd.S
     if df.empty:
         return pd.Series(dtype="int64")
     codes, uniques = pd.factorize(group.to_numpy())
-    seconds = df["event_time"].astype("int64").to_numpy() // 1_000_000_000
+    seconds = epoch_ns(df["event_time"]) // 1_000_000_000
     seconds = seconds - seconds.min()
     w = int(pd.Timedelta(window).total_seconds())
     span = int(seconds.max()) + w + 1
@@ -156,10 +162,7 @@ def records_by(df: pd.DataFrame, key: pd.Series, columns: Iterable[str]) -> dict
     """key -> {column: value} for the first row of each key (None for missing), without per-row pandas calls."""
     first = ~pd.Series(key.to_numpy()).duplicated().to_numpy()
     keys = key.to_numpy()[first]
-    cols = {}
-    for c in columns:
-        s = df[c].iloc[first]
-        cols[c] = s.astype(object).where(s.notna(), None).tolist()
+    cols = {c: plain(df[c].iloc[first]).tolist() for c in columns}
     names = list(cols)
     return {k: dict(zip(names, vals, strict=True)) for k, vals in zip(keys, zip(*cols.values(), strict=True),
                                                                        strict=True)}
@@ -169,69 +172,106 @@ def max_distinct_in_window(df: pd.DataFrame, group: pd.Series, item: pd.Series, 
     """Per group: the most distinct `item`s seen inside any window of `window` length.
 
     Each item is "present" from each of its events to `window` later; the largest number of
-    items present at once (a sweep over +1/-1 edges) is the answer. Vectorised, exact.
+    items present at once (a sweep over +1/-1 edges) is the answer. Vectorised, exact; groups
+    and items (never missing) are factorized so every sort is an integer sort.
     """
     if df.empty:
         return pd.Series(dtype="int64")
-    w = pd.Timedelta(window)
-    frame = pd.DataFrame({"g": group.to_numpy(), "i": item.astype(str).to_numpy(), "t": df["event_time"].array})
-    frame = frame.sort_values(["g", "i", "t"])
-    new = frame["g"].ne(frame["g"].shift()) | frame["i"].ne(frame["i"].shift()) | (frame["t"].diff() > w)
-    seg = new.cumsum()
-    spans = frame.groupby(seg).agg(g=("g", "first"), start=("t", "min"), end=("t", "max"))
-    spans["end"] = spans["end"] + w
+    w = pd.Timedelta(window).value
+    g_codes, groups = pd.factorize(group.to_numpy())
+    i_codes = pd.factorize(item.astype(str).to_numpy())[0]
+    ns = epoch_ns(df["event_time"])
+    order = np.lexsort((ns, i_codes, g_codes))
+    g, i, t = g_codes[order], i_codes[order], ns[order]
+    # a span: one item's events of one group, no gap longer than the window inside
+    new = np.ones(len(g), dtype=bool)
+    new[1:] = (g[1:] != g[:-1]) | (i[1:] != i[:-1]) | (t[1:] - t[:-1] > w)
+    last = np.append(new[1:], True)
+    span_group = g[new]
+    edge_group = np.concatenate([span_group, span_group])
+    edge_time = np.concatenate([t[new], t[last] + w])
+    is_end = np.repeat([0, 1], len(span_group))
     # at equal times a start counts before an end: the window is inclusive at both ends
-    edges = pd.concat(
-        [
-            pd.DataFrame({"g": spans["g"], "t": spans["start"], "d": 1, "o": 0}),
-            pd.DataFrame({"g": spans["g"], "t": spans["end"], "d": -1, "o": 1}),
-        ]
-    ).sort_values(["g", "t", "o"], kind="stable")
-    edges["n"] = edges.groupby("g")["d"].cumsum()
-    return edges.groupby("g")["n"].max().astype("int64")
+    edges = np.lexsort((is_end, edge_time, edge_group))
+    # every group's starts and ends cancel out, so one running sum serves all groups
+    present = np.cumsum(1 - 2 * is_end[edges])
+    eg = edge_group[edges]
+    firsts = np.flatnonzero(np.append(True, eg[1:] != eg[:-1]))
+    best = np.maximum.reduceat(present, firsts)
+    return pd.Series(best.astype("int64"), index=pd.Index(groups[eg[firsts]], dtype=object))
 
 
-def lists_by_group(groups: pd.Series, values: pd.Series, cap: int, *, unique: bool = True) -> dict[Any, list[str]]:
-    """group -> sorted (distinct) values, at most `cap` of them; one sort, no per-group pandas calls."""
-    frame = pd.DataFrame({"g": groups.to_numpy(), "v": values.astype("string").to_numpy()}).dropna()
-    if unique:
-        frame = frame.drop_duplicates()
-    frame = frame.sort_values(["g", "v"], kind="stable")
-    frame = frame[frame.groupby("g", sort=False).cumcount() < cap]
-    if frame.empty:
-        return {}
-    keys = frame["g"].to_numpy()
-    vals = frame["v"].astype(object).to_numpy()
-    cuts = np.flatnonzero(keys[1:] != keys[:-1]) + 1
-    starts = np.concatenate([[0], cuts])
-    return {keys[i]: list(chunk) for i, chunk in zip(starts, np.split(vals, cuts), strict=True)}
+def lists_by_group(codes: np.ndarray, n_groups: int, values: pd.Series, cap: int) -> list[list[str]]:
+    """Per group code 0..n_groups-1: its sorted distinct values, at most `cap`; missing ones left out.
+
+    One factorize and one integer sort over (group, value rank) pairs: no string sorts, no
+    per-group pandas calls.
+    """
+    ranks, texts = pd.factorize(values.astype("string").to_numpy(dtype=object, na_value=None), sort=True)
+    keep = (codes >= 0) & (ranks >= 0)
+    pairs = np.unique(codes[keep].astype(np.int64) * len(texts) + ranks[keep])  # sorted and distinct
+    group, rank = np.divmod(pairs, max(len(texts), 1))
+    first = np.searchsorted(group, group, side="left")
+    capped = np.arange(len(group)) - first < cap
+    group, flat = group[capped], texts[rank[capped]].tolist()
+    bounds = np.searchsorted(group, np.arange(n_groups + 1)).tolist()
+    return [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def epoch_ns(times: pd.Series) -> np.ndarray:
+    """Times as int64 nanoseconds since the epoch (NaT: the int64 minimum), whatever unit they came in."""
+    return times.dt.as_unit("ns").astype("int64").to_numpy()
+
+
+def iso_seconds(ns: np.ndarray) -> np.ndarray:
+    """Nanoseconds since the epoch -> "YYYY-MM-DDTHH:MM:SSZ" (as `findings.iso` writes them), as objects."""
+    text = np.datetime_as_string(ns.astype("datetime64[ns]").astype("datetime64[s]"), unit="s")
+    return np.char.add(text, "Z").astype(object)
+
+
+def iso_texts(times: pd.Series) -> np.ndarray:
+    """`findings.iso` of every time at once; None where the time is missing."""
+    utc = pd.to_datetime(times, utc=True)
+    missing = utc.isna().to_numpy()
+    return np.where(missing, None, iso_seconds(epoch_ns(utc)))
+
+
+def plain(column: pd.Series) -> np.ndarray:
+    """Python values, None for missing: the finding loops then never touch pandas scalars."""
+    return column.to_numpy(dtype=object, na_value=None)
+
+
+_FIRST_OF = ("role_arn", "role_account_id", "account_id", "principal_arn", "principal_key", "principal_id",
+             "principal_account_id", "principal_type", "source_ip")
+_LISTS = (("event_ids", "event_id", MAX_EVENT_IDS), ("source_ips", "source_ip", _LIST_CAP),
+          ("user_agents", "user_agent", _LIST_CAP), ("event_names", "event_name", _LIST_CAP),
+          ("error_codes", "error_code", _LIST_CAP))
 
 
 def summarise(df: pd.DataFrame, group: pd.Series) -> pd.DataFrame:
-    """One row per group with what a finding needs (first/last seen, count, capped event ids, ...)."""
-    work = df.assign(_g=group.to_numpy())
-    grouped = work.groupby("_g", sort=True)
-    out = grouped.agg(
-        first_seen=("event_time", "min"),
-        last_seen=("event_time", "max"),
-        count=("event_id", "size"),
-        role_arn=("role_arn", "first"),
-        role_account_id=("role_account_id", "first"),
-        account_id=("account_id", "first"),
-        principal_arn=("principal_arn", "first"),
-        principal_key=("principal_key", "first"),
-        principal_id=("principal_id", "first"),
-        principal_account_id=("principal_account_id", "first"),
-        principal_type=("principal_type", "first"),
-        source_ip=("source_ip", "first"),
-        is_cross_account=("is_cross_account", "max"),
+    """One row per group, in group order, with what a finding needs (first/last seen, count, capped event ids, ...).
+
+    Columns hold plain Python values (None for missing, times as ISO text), so `itertuples`
+    over the result is cheap. `first` is the group's first non-missing value.
+    """
+    codes, keys = pd.factorize(group.to_numpy(), sort=True)
+    present = codes >= 0
+    if not present.all():
+        df, codes = df[present], codes[present]
+    grouped = df.groupby(codes, sort=True)
+    out = pd.DataFrame(
+        {
+            "first_seen": iso_texts(grouped["event_time"].min()),
+            "last_seen": iso_texts(grouped["event_time"].max()),
+            "count": grouped.size().to_numpy(),
+            **{c: plain(grouped[c].first()) for c in _FIRST_OF},
+            "is_cross_account": plain(grouped["is_cross_account"].max()),
+        },
+        index=pd.Index(keys, dtype=object),
+        dtype=object,  # not pandas' inferred str dtype: it turns None into NaN and iterates slowly
     )
-    g = work["_g"]
-    for name, col, cap in (("event_ids", "event_id", MAX_EVENT_IDS), ("source_ips", "source_ip", _LIST_CAP),
-                           ("user_agents", "user_agent", _LIST_CAP), ("event_names", "event_name", _LIST_CAP),
-                           ("error_codes", "error_code", _LIST_CAP)):
-        lists = lists_by_group(g, work[col], cap)
-        out[name] = [lists.get(k, []) for k in out.index]
+    for name, col, cap in _LISTS:
+        out[name] = lists_by_group(codes, len(keys), df[col], cap)
     return out
 
 
@@ -239,7 +279,7 @@ def na(value: Any) -> Any:
     """pandas missing values -> None, numpy scalars -> Python."""
     if value is None:
         return None
-    if isinstance(value, list | dict):
+    if isinstance(value, str | int | list | dict):  # never missing: skip pd.isna (it is called per finding)
         return value
     try:
         if pd.isna(value):

@@ -81,17 +81,15 @@ def detect(events: pd.DataFrame, ctx: DetectionContext, cfg: FailedAssumeRoleCon
     rest, rest_keys = df[left], keys[left]
     if not rest.empty:
         burst = bursts(rest_keys, rest["event_time"], window)
-        peak = max_in_window(rest, burst, window)
+        peaks = max_in_window(rest, burst, window).to_dict()
         firsts = records_by(rest, burst, _FIRST_EVENT_COLUMNS)
         for row in summarise(rest, burst).itertuples():
-            first = firsts[row.Index]
-            findings.append(_burst_finding(row, int(peak[row.Index]), cfg, first, ctx))
+            findings.append(_burst_finding(row, int(peaks[row.Index]), cfg, firsts[row.Index], ctx))
     return findings
 
 
 def _causes(first: dict[str, Any], ctx: DetectionContext) -> dict[str, str]:
-    event = {c: first.get(c) for c in _FIRST_EVENT_COLUMNS}  # records_by gives None for missing
-    cause = likely_cause(event, ctx.posture, ctx.now)
+    cause = likely_cause(first, ctx.posture, ctx.now)  # records_by gives every column, None for missing
     return {"likely_cause": cause} if cause else {}
 
 
