@@ -59,8 +59,15 @@ def one_row_per_call(df: pd.DataFrame) -> pd.DataFrame:
     if df.empty:
         return df
     key = df["shared_event_id"].fillna(df["event_id"])
-    owner_first = (df["account_id"] != df["role_account_id"]).fillna(True).astype(int)
-    order = pd.DataFrame({"key": key, "rank": owner_first, "t": df["event_time"], "id": df["event_id"]})
-    order = order.sort_values(["key", "rank", "id"], kind="stable")
-    keep = order.drop_duplicates("key").index
-    return df.loc[sorted(keep)].reset_index(drop=True)
+    twin = key.duplicated(keep=False)
+    kept = df
+    if twin.any():
+        # only the twins need ordering: a call's copies by (owner's copy first, event id)
+        twins = df[twin]
+        owner_first = (twins["account_id"] != twins["role_account_id"]).fillna(True).astype(int)
+        order = pd.DataFrame({"key": key[twin], "rank": owner_first, "id": twins["event_id"]})
+        order = order.sort_values(["key", "rank", "id"], kind="stable")
+        kept = df[~df.index.isin(order.index[order["key"].duplicated()])]
+    if not kept.index.is_monotonic_increasing:
+        kept = kept.sort_index(kind="stable")
+    return kept.reset_index(drop=True)
