@@ -31,8 +31,8 @@ CHAIN_COLUMNS = (
 
 def issued_index(df: pd.DataFrame) -> pd.DataFrame:
     """Successful calls by the key they issued (one row per key)."""
-    issued = df[df["success"] & df["access_key_id"].notna()]
-    return issued.drop_duplicates("access_key_id").set_index("access_key_id")[list(CHAIN_COLUMNS)]
+    issued = df.loc[df["success"] & df["access_key_id"].notna(), ["access_key_id", *CHAIN_COLUMNS]]
+    return issued.drop_duplicates("access_key_id").set_index("access_key_id")
 
 
 def _v(row: Any, col: str) -> Any:

@@ -28,7 +28,7 @@ from monitor.detect import (
     unusual_source_ip,
 )
 from monitor.detect.chain import CHAIN_COLUMNS, chain_of, issued_index
-from monitor.detect.common import prepare, records_by
+from monitor.detect.common import plain, prepare, records_by
 from monitor.detect.context import DetectionContext
 from monitor.detect.posture_detectors import run_posture_detectors
 from monitor.findings import Finding
@@ -90,18 +90,24 @@ def _attach_chains(findings: list[Finding], df: pd.DataFrame) -> None:
     if not needing:
         return
     wanted = {f.event_ids[0] for f in needing}
-    rows = df[df["event_id"].isin(wanted)]
+    rows = df.loc[df["event_id"].isin(wanted), ["event_id", "aws_region", *CHAIN_COLUMNS]]
     firsts = records_by(rows, rows["event_id"], CHAIN_COLUMNS)
     # the region of the event lets notifiers link to the right CloudTrail console region
-    regions = dict(zip(rows["event_id"], rows["aws_region"], strict=True))
+    regions = dict(zip(plain(rows["event_id"]), plain(rows["aws_region"]), strict=True))
     issued = issued_index(df)
+    # thousands of findings share a few hundred callers: follow each caller's chain once
+    chains: dict[tuple[Any, ...], dict[str, Any]] = {}
     for f in needing:
         region = regions.get(f.event_ids[0])
         if isinstance(region, str) and region:
             f.details.setdefault("region", region)
-        chain = chain_of(firsts[f.event_ids[0]], issued)
+        first = firsts[f.event_ids[0]]
+        caller = tuple(first.values())
+        if caller not in chains:
+            chains[caller] = chain_of(first, issued)
+        chain = chains[caller]
         f.details["chain"] = chain["chain"]
-        f.details["chain_hops"] = chain["hops"]
+        f.details["chain_hops"] = [dict(hop) for hop in chain["hops"]]  # each finding owns its details
         if chain["source_identity"]:
             f.details["source_identity"] = chain["source_identity"]
 
