@@ -13,17 +13,20 @@ import fnmatch
 from dataclasses import dataclass
 from datetime import date
 
+import numpy as np
 import pandas as pd
 
 from monitor.config import OffHoursConfig
 from monitor.detect.common import (
     base_details,
+    epoch_ns,
     event_finding,
     glob_mask,
     group_key,
     is_service_caller,
     na,
     principal_of,
+    records_by,
     role_name,
     role_of,
     summarise,
@@ -75,12 +78,25 @@ def _schedules(cfg: OffHoursConfig) -> list[Schedule]:
 
 def _schedule_index(roles: pd.Series, cfg: OffHoursConfig) -> pd.Series:
     """Which schedule each row follows: the first override whose glob matches its role, else 0."""
+    if not cfg.overrides:
+        return pd.Series(0, index=roles.index)
     choice = {}
     for role in roles.unique():
         choice[role] = next(
             (i + 1 for i, o in enumerate(cfg.overrides) if fnmatch.fnmatchcase(role, o.role_arn)), 0
         )
     return roles.map(choice).astype(int)
+
+
+_DAY_NS = 86_400 * 1_000_000_000
+_EPOCH = date(1970, 1, 1)
+
+
+def _wall_clock(times: pd.Series, timezone: str) -> tuple[np.ndarray, np.ndarray]:
+    """Local (day number since 1970-01-01, seconds after midnight) of each time, in whole arrays."""
+    local_ns = epoch_ns(times.dt.tz_convert(timezone).dt.tz_localize(None))
+    day = local_ns // _DAY_NS
+    return day, (local_ns - day * _DAY_NS) // 1_000_000_000
 
 
 def detect(events: pd.DataFrame, ctx: DetectionContext, cfg: OffHoursConfig) -> list[Finding]:
@@ -95,28 +111,30 @@ def detect(events: pd.DataFrame, ctx: DetectionContext, cfg: OffHoursConfig) -> 
         return []
     schedules = _schedules(cfg)
     which = _schedule_index(role_of(df), cfg)
-    holidays = {date.fromisoformat(d) for d in cfg.holidays}
-    off = pd.Series(False, index=df.index)
-    local_day = pd.Series("", index=df.index, dtype=object)
+    holidays = np.array([(date.fromisoformat(d) - _EPOCH).days for d in cfg.holidays], dtype=np.int64)
+    off = np.zeros(len(df), dtype=bool)
+    local_day = np.zeros(len(df), dtype=np.int64)
     for i, sched in enumerate(schedules):
-        mask = which.eq(i)
+        mask = which.eq(i).to_numpy()
         if not mask.any():
             continue
-        local = df.loc[mask, "event_time"].dt.tz_convert(sched.timezone)
-        sod = local.dt.hour * 3600 + local.dt.minute * 60 + local.dt.second
+        day, sod = _wall_clock(df["event_time"][mask], sched.timezone)
         if sched.start_s <= sched.end_s:
             in_hours = (sod >= sched.start_s) & (sod < sched.end_s)
         else:  # an overnight shift such as "22:00-06:00"
             in_hours = (sod >= sched.start_s) | (sod < sched.end_s)
-        workday = local.dt.day_of_week.isin(sched.days) & ~local.dt.date.isin(holidays)
+        weekday = (day + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
+        workday = np.isin(weekday, list(sched.days)) & ~np.isin(day, holidays)
         off[mask] = ~(in_hours & workday)
-        local_day[mask] = local.dt.strftime("%Y-%m-%d")
+        local_day[mask] = day
     df = df[off]
     if df.empty:
         return []
-    keys = pd.DataFrame({"role": role_of(df), "principal": principal_of(df), "day": local_day[off]}, index=df.index)
+    day_text = np.datetime_as_string(local_day[off].astype("datetime64[D]"), unit="D")
+    keys = pd.DataFrame({"role": role_of(df), "principal": principal_of(df), "day": day_text}, index=df.index,
+                        dtype=object)
     group = group_key(keys)
-    firsts = keys.assign(g=group, s=which[off]).drop_duplicates("g").set_index("g").to_dict("index")
+    firsts = records_by(keys.assign(s=which[off]), group, ["role", "principal", "day", "s"])
     local_times = _local_times(df, which[off], schedules, group)
     findings = []
     for row in summarise(df, group).itertuples():
@@ -142,11 +160,15 @@ def detect(events: pd.DataFrame, ctx: DetectionContext, cfg: OffHoursConfig) -> 
     return findings
 
 
-def _local_times(df: pd.DataFrame, which: pd.Series, schedules: list[Schedule], group: pd.Series) -> pd.Series:
+def _local_times(df: pd.DataFrame, which: pd.Series, schedules: list[Schedule], group: pd.Series) -> dict[str, list[str]]:
     """Per finding: the local clock times of its events (first 20), so nobody converts zones by hand."""
     text = pd.Series("", index=df.index, dtype=object)
     for i, sched in enumerate(schedules):
         mask = which.eq(i)
         if mask.any():
             text[mask] = df.loc[mask, "event_time"].dt.tz_convert(sched.timezone).dt.strftime("%a %H:%M:%S %Z")
-    return text.groupby(group.values).agg(lambda s: list(s)[:20])
+    codes, groups = pd.factorize(group.to_numpy())
+    order = np.argsort(codes, kind="stable")  # by group, each group's events in row order
+    texts, codes = text.to_numpy()[order].tolist(), codes[order]
+    starts = np.searchsorted(codes, np.arange(len(groups) + 1)).tolist()
+    return {g: texts[a:min(b, a + 20)] for g, a, b in zip(groups, starts[:-1], starts[1:], strict=True)}
