@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from monitor.events.merge import merge_shared_copies, one_row_per_call
+from monitor.events.merge import merge_shared_copies, one_copy_per_call
 from monitor.events.schema import coerce
 from monitor.findings import MAX_EVENT_IDS, Finding
 
@@ -27,19 +27,24 @@ def prepare(events: pd.DataFrame) -> pd.DataFrame:
     df = coerce(events)
     if df.empty:
         return df
-    df = df.drop_duplicates("event_id")
-    df = one_row_per_call(merge_shared_copies(df))
-    return df.take(_chronological(df)).reset_index(drop=True)
+    repeated = df["event_id"].duplicated()
+    if repeated.any():  # as drop_duplicates, without copying the table when nothing repeats
+        df = df[~repeated]
+    df = merge_shared_copies(df)
+    # one_row_per_call, then sorted by (event_time, event_id): one take of the whole table
+    kept = np.flatnonzero(one_copy_per_call(df))
+    order = _chronological(df["event_time"].iloc[kept], df["event_id"].iloc[kept])
+    return df.take(kept[order]).reset_index(drop=True)
 
 
-def _chronological(df: pd.DataFrame) -> np.ndarray:
-    """Row order by (event_time, event_id), missing times and ids last: `sort_values` on both, cheaper.
+def _chronological(times: pd.Series, ids: pd.Series) -> np.ndarray:
+    """Positions by (time, id), missing times and ids last: `sort_values` on both, cheaper.
 
     Sorting every event id (random UUIDs) is most of the cost of that sort, yet ids only break
     ties between equal times (whole seconds), so only the tied rows are ordered by id.
     """
-    missing = df["event_time"].isna().to_numpy()
-    ns = epoch_ns(df["event_time"])
+    missing = times.isna().to_numpy()
+    ns = epoch_ns(times)
     order = np.lexsort((ns, missing))
     ns, missing = ns[order], missing[order]
     same_as_previous = np.append(False, (ns[1:] == ns[:-1]) & (missing[1:] == missing[:-1]))
@@ -48,8 +53,8 @@ def _chronological(df: pd.DataFrame) -> np.ndarray:
         return order
     at = np.flatnonzero(tied)
     run = np.cumsum(~same_as_previous[at])  # one number per run of equal times
-    ranks, ids = pd.factorize(df["event_id"].to_numpy(dtype=object, na_value=None)[order[at]], sort=True)
-    ranks[ranks < 0] = len(ids)
+    ranks, distinct = pd.factorize(ids.to_numpy(dtype=object, na_value=None)[order[at]], sort=True)
+    ranks[ranks < 0] = len(distinct)
     order[at] = order[at][np.lexsort((ranks, run))]
     return order
 
