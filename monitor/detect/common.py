@@ -9,7 +9,7 @@ import fnmatch
 import ipaddress
 from collections.abc import Iterable
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -19,6 +19,7 @@ from monitor.events.schema import coerce
 from monitor.findings import MAX_EVENT_IDS, Finding
 
 UNKNOWN_PRINCIPAL = "unknown"
+_SSO_ROLE = ":role/(?:aws-reserved/sso.amazonaws.com/.*)?AWSReservedSSO_"
 _LIST_CAP = 20  # details lists (source IPs, user agents) stay readable
 
 
@@ -61,7 +62,8 @@ def _chronological(times: pd.Series, ids: pd.Series) -> np.ndarray:
 
 def timed(df: pd.DataFrame) -> pd.DataFrame:
     """Rows that carry an event time (the time-based detectors cannot place the others)."""
-    return df[df["event_time"].notna()]
+    has_time = df["event_time"].notna()
+    return df if has_time.all() else df[has_time]  # usually all: no copy of the whole table
 
 
 def is_service_caller(df: pd.DataFrame) -> pd.Series:
@@ -78,11 +80,9 @@ def principal_of(df: pd.DataFrame) -> pd.Series:
     """
     key = df["principal_key"].fillna(df["principal_arn"]).fillna(UNKNOWN_PRINCIPAL).astype(str)
     behind = df["principal_role_arn"]
-    use_role = (
-        df["principal_type"].eq("AssumedRole").fillna(False)
-        & behind.notna()
-        & ~behind.fillna("").str.contains(":role/(?:aws-reserved/sso.amazonaws.com/.*)?AWSReservedSSO_", regex=True)
-    ).astype(bool)
+    use_role = (df["principal_type"].eq("AssumedRole").fillna(False) & behind.notna()).astype(bool)
+    # the regex only for the assumed-role rows: most callers are users and services
+    use_role[use_role] = ~behind[use_role].str.contains(_SSO_ROLE, regex=True).astype(bool)
     return key.where(~use_role, behind.astype(str))
 
 
@@ -267,38 +267,57 @@ def plain(column: pd.Series) -> np.ndarray:
     return column.to_numpy(dtype=object, na_value=None)
 
 
+class Summary(NamedTuple):
+    """One group of events, as a finding needs it: plain Python values, None for missing."""
+
+    group: Any  # the group key
+    first_seen: str | None  # ISO text
+    last_seen: str | None
+    count: int
+    role_arn: str | None  # this and the next ones: the group's first non-missing value
+    role_account_id: str | None
+    account_id: str | None
+    principal_arn: str | None
+    principal_key: str | None
+    principal_id: str | None
+    principal_account_id: str | None
+    principal_type: str | None
+    source_ip: str | None
+    is_cross_account: bool | None  # any of its events
+    event_ids: list[str]  # sorted, distinct, capped
+    source_ips: list[str]
+    user_agents: list[str]
+    event_names: list[str]
+    error_codes: list[str]
+
+
 _FIRST_OF = ("role_arn", "role_account_id", "account_id", "principal_arn", "principal_key", "principal_id",
              "principal_account_id", "principal_type", "source_ip")
-_LISTS = (("event_ids", "event_id", MAX_EVENT_IDS), ("source_ips", "source_ip", _LIST_CAP),
-          ("user_agents", "user_agent", _LIST_CAP), ("event_names", "event_name", _LIST_CAP),
-          ("error_codes", "error_code", _LIST_CAP))
+_LISTS = (("event_id", MAX_EVENT_IDS), ("source_ip", _LIST_CAP), ("user_agent", _LIST_CAP),
+          ("event_name", _LIST_CAP), ("error_code", _LIST_CAP))
 
 
-def summarise(df: pd.DataFrame, group: pd.Series) -> pd.DataFrame:
-    """One row per group, in group order, with what a finding needs (first/last seen, count, capped event ids, ...).
+def summarise(df: pd.DataFrame, group: pd.Series) -> list[Summary]:
+    """One Summary per group, in sorted group order (first/last seen, count, capped event ids, ...).
 
-    Columns hold plain Python values (None for missing, times as ISO text), so `itertuples`
-    over the result is cheap. `first` is the group's first non-missing value.
+    Every column is aggregated once over factorized group codes; the rows are then zipped
+    from plain lists, so the per-finding loops never touch pandas.
     """
     codes, keys = pd.factorize(group.to_numpy(), sort=True)
     present = codes >= 0
     if not present.all():
         df, codes = df[present], codes[present]
     grouped = df.groupby(codes, sort=True)
-    out = pd.DataFrame(
-        {
-            "first_seen": iso_texts(grouped["event_time"].min()),
-            "last_seen": iso_texts(grouped["event_time"].max()),
-            "count": grouped.size().to_numpy(),
-            **{c: plain(grouped[c].first()) for c in _FIRST_OF},
-            "is_cross_account": plain(grouped["is_cross_account"].max()),
-        },
-        index=pd.Index(keys, dtype=object),
-        dtype=object,  # not pandas' inferred str dtype: it turns None into NaN and iterates slowly
-    )
-    for name, col, cap in _LISTS:
-        out[name] = lists_by_group(codes, len(keys), df[col], cap)
-    return out
+    columns = [
+        keys.tolist(),
+        iso_texts(grouped["event_time"].min()).tolist(),
+        iso_texts(grouped["event_time"].max()).tolist(),
+        grouped.size().tolist(),
+        *(plain(grouped[c].first()).tolist() for c in _FIRST_OF),
+        plain(grouped["is_cross_account"].max()).tolist(),
+        *(lists_by_group(codes, len(keys), df[col], cap) for col, cap in _LISTS),
+    ]
+    return list(map(Summary._make, zip(*columns, strict=True)))
 
 
 def na(value: Any) -> Any:
@@ -317,7 +336,7 @@ def na(value: Any) -> Any:
     return value
 
 
-def base_details(row: Any) -> dict[str, Any]:
+def base_details(row: Summary) -> dict[str, Any]:
     """Details every event-based finding carries: who (when no ARN), from where, with what."""
     details: dict[str, Any] = {}
     if na(row.principal_arn) is None:
@@ -332,11 +351,11 @@ def base_details(row: Any) -> dict[str, Any]:
     return details
 
 
-def finding_account(row: Any) -> str | None:
+def finding_account(row: Summary) -> str | None:
     return na(row.role_account_id) or na(row.account_id)
 
 
-def who(row: Any) -> str:
+def who(row: Summary) -> str:
     """Short human name of the caller for titles."""
     arn = na(row.principal_arn)
     if arn:
@@ -355,7 +374,7 @@ def role_name(arn: str | None) -> str:
     return arn.rsplit("/", 1)[-1]
 
 
-def event_finding(detector: str, severity: str, title: str, fp: str, row: Any, details: dict[str, Any],
+def event_finding(detector: str, severity: str, title: str, fp: str, row: Summary, details: dict[str, Any],
                   **overrides: Any) -> Finding:
     """A finding about a group of events, from a `summarise` row."""
     fields: dict[str, Any] = dict(

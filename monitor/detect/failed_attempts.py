@@ -15,6 +15,7 @@ import pandas as pd
 
 from monitor.config import FailedAssumeRoleConfig
 from monitor.detect.common import (
+    Summary,
     base_details,
     bursts,
     event_finding,
@@ -83,8 +84,8 @@ def detect(events: pd.DataFrame, ctx: DetectionContext, cfg: FailedAssumeRoleCon
         burst = bursts(rest_keys, rest["event_time"], window)
         peaks = max_in_window(rest, burst, window).to_dict()
         firsts = records_by(rest, burst, _FIRST_EVENT_COLUMNS)
-        for row in summarise(rest, burst).itertuples():
-            findings.append(_burst_finding(row, int(peaks[row.Index]), cfg, firsts[row.Index], ctx))
+        for row in summarise(rest, burst):
+            findings.append(_burst_finding(row, int(peaks[row.group]), cfg, firsts[row.group], ctx))
     return findings
 
 
@@ -93,7 +94,7 @@ def _causes(first: dict[str, Any], ctx: DetectionContext) -> dict[str, str]:
     return {"likely_cause": cause} if cause else {}
 
 
-def _burst_finding(row: Any, peak: int, cfg: FailedAssumeRoleConfig, first: dict[str, Any],
+def _burst_finding(row: Summary, peak: int, cfg: FailedAssumeRoleConfig, first: dict[str, Any],
                    ctx: DetectionContext) -> Finding:
     high = peak >= cfg.burst_threshold
     details = base_details(row)
@@ -108,7 +109,7 @@ def _burst_finding(row: Any, peak: int, cfg: FailedAssumeRoleConfig, first: dict
         NAME,
         "high" if high else "low",
         f"{n} failed AssumeRole call{'s' if n != 1 else ''} by {who(row)} on {role_name(na(row.role_arn))}",
-        fingerprint(NAME, row.Index),
+        fingerprint(NAME, row.group),
         row,
         details,
     )
@@ -120,25 +121,25 @@ def _enumeration(sub: pd.DataFrame, burst: pd.Series, by: str, distinct: pd.Seri
     principals = keys["principal"].groupby(burst.values).agg(lambda s: sorted(set(s)))
     actors = keys[by].groupby(burst.values).first()
     out = []
-    for row in summarise(sub, burst).itertuples():
-        role_list, callers = roles[row.Index], principals[row.Index]
+    for row in summarise(sub, burst):
+        role_list, callers = roles[row.group], principals[row.group]
         details = base_details(row)
         details.update(
             enumeration=True,
             note="likely role enumeration",
             grouped_by=by,
-            distinct_roles=int(distinct[row.Index]),
+            distinct_roles=int(distinct[row.group]),
             roles=role_list[:100],
             principals=callers[:20],
             error_codes=list(row.error_codes),
         )
-        actor = who(row) if by == "principal" else f"source {actors[row.Index]}"
+        actor = who(row) if by == "principal" else f"source {actors[row.group]}"
         out.append(
             event_finding(
                 NAME,
                 "high",
                 f"Likely role enumeration: {actor} refused on {len(role_list)} roles",
-                fingerprint(NAME, "enumeration", row.Index),
+                fingerprint(NAME, "enumeration", row.group),
                 row,
                 details,
                 role_arn=role_list[0] if len(role_list) == 1 else None,

@@ -59,8 +59,8 @@ def detect(events: pd.DataFrame, ctx: DetectionContext,
     firsts = hit_keys.assign(g=group).drop_duplicates("g").set_index("g").to_dict("index")
     earlier = _earlier_principals(pairs, hit_keys)
     findings = []
-    for row in summarise(hits, group).itertuples():
-        k = firsts[row.Index]
+    for row in summarise(hits, group):
+        k = firsts[row.group]
         cross = bool(na(row.is_cross_account))
         details = base_details(row)
         details.update(

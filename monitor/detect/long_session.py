@@ -44,11 +44,11 @@ def detect(events: pd.DataFrame, ctx: DetectionContext, cfg: LongSessionConfig) 
     firsts = keys.assign(g=group).drop_duplicates("g").set_index("g").to_dict("index")
     longest = seconds.groupby(group.values).max()
     findings = []
-    for row in summarise(df, group).itertuples():
-        k = firsts[row.Index]
+    for row in summarise(df, group):
+        k = firsts[row.group]
         details = base_details(row)
-        details.update(max_duration_seconds=int(longest[row.Index]), limit_seconds=cfg.max_duration_seconds)
-        hours = int(longest[row.Index]) / 3600
+        details.update(max_duration_seconds=int(longest[row.group]), limit_seconds=cfg.max_duration_seconds)
+        hours = int(longest[row.group]) / 3600
         findings.append(
             event_finding(
                 NAME,

@@ -137,13 +137,13 @@ def detect(events: pd.DataFrame, ctx: DetectionContext, cfg: OffHoursConfig) -> 
     firsts = records_by(keys.assign(s=which[off]), group, ["role", "principal", "day", "s"])
     local_times = _local_times(df, which[off], schedules, group)
     findings = []
-    for row in summarise(df, group).itertuples():
-        k = firsts[row.Index]
+    for row in summarise(df, group):
+        k = firsts[row.group]
         sched = schedules[int(k["s"])]
         details = base_details(row)
         details.update(
             local_day=k["day"],
-            local_times=local_times[row.Index],
+            local_times=local_times[row.group],
             business_hours=sched.describe(),
             timezone=sched.timezone,
         )

@@ -72,8 +72,8 @@ def detect(events: pd.DataFrame, ctx: DetectionContext, cfg: UnusualSourceIpConf
     known = _known_networks(nets, pairs, hit_keys, cfg.learning_days)
     firsts = hit_keys.assign(g=group).drop_duplicates("g").set_index("g").to_dict("index")
     findings = []
-    for row in summarise(hits, group).itertuples():
-        k = firsts[row.Index]
+    for row in summarise(hits, group):
+        k = firsts[row.group]
         cross = bool(na(row.is_cross_account))
         details = base_details(row)
         details.update(
