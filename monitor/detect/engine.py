@@ -91,21 +91,18 @@ def _attach_chains(findings: list[Finding], df: pd.DataFrame) -> None:
         return
     wanted = {f.event_ids[0] for f in needing}
     rows = df.loc[df["event_id"].isin(wanted), ["event_id", "aws_region", *CHAIN_COLUMNS]]
-    firsts = records_by(rows, rows["event_id"], CHAIN_COLUMNS)
-    # the region of the event lets notifiers link to the right CloudTrail console region
-    regions = dict(zip(plain(rows["event_id"]), plain(rows["aws_region"]), strict=True))
-    issued = issued_index(df)
     # thousands of findings share a few hundred callers: follow each caller's chain once
-    chains: dict[tuple[Any, ...], dict[str, Any]] = {}
+    caller = rows.groupby(list(CHAIN_COLUMNS), dropna=False, sort=False).ngroup()
+    issued = issued_index(df)
+    chains = {c: chain_of(event, issued) for c, event in records_by(rows, caller, CHAIN_COLUMNS).items()}
+    # the region of the event lets notifiers link to the right CloudTrail console region
+    of_event = dict(zip(plain(rows["event_id"]), zip(caller.tolist(), plain(rows["aws_region"]), strict=True),
+                        strict=True))
     for f in needing:
-        region = regions.get(f.event_ids[0])
+        c, region = of_event[f.event_ids[0]]
         if isinstance(region, str) and region:
             f.details.setdefault("region", region)
-        first = firsts[f.event_ids[0]]
-        caller = tuple(first.values())
-        if caller not in chains:
-            chains[caller] = chain_of(first, issued)
-        chain = chains[caller]
+        chain = chains[c]
         f.details["chain"] = chain["chain"]
         f.details["chain_hops"] = [dict(hop) for hop in chain["hops"]]  # each finding owns its details
         if chain["source_identity"]:
