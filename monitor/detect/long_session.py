@@ -30,10 +30,10 @@ NAME = "long_session"
 
 def detect(events: pd.DataFrame, ctx: DetectionContext, cfg: LongSessionConfig) -> list[Finding]:
     df = timed(events)
-    df = df[df["success"]]
+    # one mask, one copy of the (few) long sessions rather than of every success first
+    long = (df["duration_seconds"] > cfg.max_duration_seconds).fillna(False).astype(bool)
+    df = df[df["success"] & long]
     seconds = df["duration_seconds"]
-    long = (seconds > cfg.max_duration_seconds).fillna(False).astype(bool)
-    df, seconds = df[long], seconds[long]
     if df.empty:
         return []
     keys = pd.DataFrame(

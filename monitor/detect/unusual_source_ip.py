@@ -52,8 +52,9 @@ def detect(events: pd.DataFrame, ctx: DetectionContext, cfg: UnusualSourceIpConf
         },
         index=df.index,
     )
-    keys = keys[keys["network"].notna()]
-    df = df.loc[keys.index]
+    has_network = keys["network"].notna()
+    if not has_network.all():  # copy the rows only when some address had no network
+        keys, df = keys[has_network], df[has_network]
     pairs = baseline.first_seen(keys, stored.get("pairs"), PAIR)
     nets = baseline.first_seen(keys, stored.get("networks"), NET)
     document = {"pairs": baseline.to_document(pairs), "networks": baseline.to_document(nets)}
