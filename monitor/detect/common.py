@@ -320,52 +320,36 @@ def summarise(df: pd.DataFrame, group: pd.Series) -> list[Summary]:
     return list(map(Summary._make, zip(*columns, strict=True)))
 
 
-def na(value: Any) -> Any:
-    """pandas missing values -> None, numpy scalars -> Python."""
-    if value is None:
-        return None
-    if isinstance(value, str | int | list | dict):  # never missing: skip pd.isna (it is called per finding)
-        return value
-    try:
-        if pd.isna(value):
-            return None
-    except (TypeError, ValueError):
-        return value
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
 def base_details(row: Summary) -> dict[str, Any]:
     """Details every event-based finding carries: who (when no ARN), from where, with what."""
     details: dict[str, Any] = {}
-    if na(row.principal_arn) is None:
-        details["principal_id"] = na(row.principal_id)
-        details["principal_account_id"] = na(row.principal_account_id)
-    details["principal"] = na(row.principal_key)
-    details["principal_type"] = na(row.principal_type)
+    if row.principal_arn is None:
+        details["principal_id"] = row.principal_id
+        details["principal_account_id"] = row.principal_account_id
+    details["principal"] = row.principal_key
+    details["principal_type"] = row.principal_type
     details["source_ips"] = list(row.source_ips)
     details["user_agents"] = list(row.user_agents)
-    if na(row.is_cross_account):
+    if row.is_cross_account:
         details["cross_account"] = True
     return details
 
 
 def finding_account(row: Summary) -> str | None:
-    return na(row.role_account_id) or na(row.account_id)
+    return row.role_account_id or row.account_id
 
 
 def who(row: Summary) -> str:
     """Short human name of the caller for titles."""
-    arn = na(row.principal_arn)
+    arn = row.principal_arn
     if arn:
         return arn.rsplit(":", 1)[-1]
-    pid, acct = na(row.principal_id), na(row.principal_account_id)
+    pid, acct = row.principal_id, row.principal_account_id
     if pid and acct:
         return f"{pid} in account {acct}"
     if pid or acct:
         return str(pid or f"account {acct}")
-    return na(row.principal_key) or UNKNOWN_PRINCIPAL
+    return row.principal_key or UNKNOWN_PRINCIPAL
 
 
 def role_name(arn: str | None) -> str:
@@ -379,9 +363,9 @@ def event_finding(detector: str, severity: str, title: str, fp: str, row: Summar
     """A finding about a group of events, from a `summarise` row."""
     fields: dict[str, Any] = dict(
         account_id=finding_account(row),
-        role_arn=na(row.role_arn),
-        principal_arn=na(row.principal_arn),
-        source_ip=na(row.source_ip),
+        role_arn=row.role_arn,
+        principal_arn=row.principal_arn,
+        source_ip=row.source_ip,
         first_seen=row.first_seen,
         last_seen=row.last_seen,
         count=int(row.count),

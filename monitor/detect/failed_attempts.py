@@ -21,7 +21,6 @@ from monitor.detect.common import (
     event_finding,
     max_distinct_in_window,
     max_in_window,
-    na,
     principal_of,
     records_by,
     role_name,
@@ -108,7 +107,7 @@ def _burst_finding(row: Summary, peak: int, cfg: FailedAssumeRoleConfig, first: 
     return event_finding(
         NAME,
         "high" if high else "low",
-        f"{n} failed AssumeRole call{'s' if n != 1 else ''} by {who(row)} on {role_name(na(row.role_arn))}",
+        f"{n} failed AssumeRole call{'s' if n != 1 else ''} by {who(row)} on {role_name(row.role_arn)}",
         fingerprint(NAME, row.group),
         row,
         details,
@@ -143,7 +142,7 @@ def _enumeration(sub: pd.DataFrame, burst: pd.Series, by: str, distinct: pd.Seri
                 row,
                 details,
                 role_arn=role_list[0] if len(role_list) == 1 else None,
-                principal_arn=na(row.principal_arn) if len(callers) == 1 else None,
+                principal_arn=row.principal_arn if len(callers) == 1 else None,
             )
         )
     return out

@@ -18,7 +18,6 @@ from monitor.detect.common import (
     event_finding,
     group_key,
     is_service_caller,
-    na,
     principal_of,
     role_name,
     role_of,
@@ -61,7 +60,7 @@ def detect(events: pd.DataFrame, ctx: DetectionContext,
     findings = []
     for row in summarise(hits, group):
         k = firsts[row.group]
-        cross = bool(na(row.is_cross_account))
+        cross = bool(row.is_cross_account)
         details = base_details(row)
         details.update(
             learning_days=cfg.learning_days,
@@ -71,7 +70,7 @@ def detect(events: pd.DataFrame, ctx: DetectionContext,
             event_finding(
                 NAME,
                 "high" if cross else "medium",
-                f"{who(row)} assumed {role_name(na(row.role_arn))} for the first time",
+                f"{who(row)} assumed {role_name(row.role_arn)} for the first time",
                 fingerprint(NAME, k["role"], k["principal"]),
                 row,
                 details,

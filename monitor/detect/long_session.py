@@ -14,7 +14,6 @@ from monitor.detect.common import (
     base_details,
     event_finding,
     group_key,
-    na,
     principal_of,
     role_name,
     role_of,
@@ -53,7 +52,7 @@ def detect(events: pd.DataFrame, ctx: DetectionContext, cfg: LongSessionConfig) 
             event_finding(
                 NAME,
                 "low",
-                f"{who(row)} took a {hours:g} h session on {role_name(na(row.role_arn))}",
+                f"{who(row)} took a {hours:g} h session on {role_name(row.role_arn)}",
                 fingerprint(NAME, k["role"], k["principal"], k["day"]),
                 row,
                 details,

@@ -24,7 +24,6 @@ from monitor.detect.common import (
     glob_mask,
     group_key,
     is_service_caller,
-    na,
     principal_of,
     records_by,
     role_name,
@@ -136,22 +135,23 @@ def detect(events: pd.DataFrame, ctx: DetectionContext, cfg: OffHoursConfig) -> 
     group = group_key(keys)
     firsts = records_by(keys.assign(s=which[off]), group, ["role", "principal", "day", "s"])
     local_times = _local_times(df, which[off], schedules, group)
+    described = [s.describe() for s in schedules]  # once per schedule, not per finding
     findings = []
     for row in summarise(df, group):
         k = firsts[row.group]
-        sched = schedules[int(k["s"])]
+        i = int(k["s"])
         details = base_details(row)
         details.update(
             local_day=k["day"],
             local_times=local_times[row.group],
-            business_hours=sched.describe(),
-            timezone=sched.timezone,
+            business_hours=described[i],
+            timezone=schedules[i].timezone,
         )
         findings.append(
             event_finding(
                 NAME,
-                "medium" if na(row.is_cross_account) else "low",
-                f"{who(row)} assumed {role_name(na(row.role_arn))} outside business hours on {k['day']}",
+                "medium" if row.is_cross_account else "low",
+                f"{who(row)} assumed {role_name(row.role_arn)} outside business hours on {k['day']}",
                 fingerprint(NAME, k["role"], k["principal"], k["day"]),
                 row,
                 details,

@@ -20,7 +20,6 @@ from monitor.detect.common import (
     group_key,
     in_cidrs,
     is_service_caller,
-    na,
     network_of,
     principal_of,
     role_name,
@@ -75,7 +74,7 @@ def detect(events: pd.DataFrame, ctx: DetectionContext, cfg: UnusualSourceIpConf
     findings = []
     for row in summarise(hits, group):
         k = firsts[row.group]
-        cross = bool(na(row.is_cross_account))
+        cross = bool(row.is_cross_account)
         details = base_details(row)
         details.update(
             network=k["network"],
@@ -86,7 +85,7 @@ def detect(events: pd.DataFrame, ctx: DetectionContext, cfg: UnusualSourceIpConf
             event_finding(
                 NAME,
                 "high" if cross else "medium",
-                f"{who(row)} assumed {role_name(na(row.role_arn))} from a new network {k['network']}",
+                f"{who(row)} assumed {role_name(row.role_arn)} from a new network {k['network']}",
                 fingerprint(NAME, k["role"], k["principal"], k["network"]),
                 row,
                 details,
