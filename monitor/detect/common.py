@@ -268,7 +268,10 @@ def plain(column: pd.Series) -> np.ndarray:
 
 
 class Summary(NamedTuple):
-    """One group of events, as a finding needs it: plain Python values, None for missing."""
+    """One group of events, as a finding needs it: plain Python values, None for missing.
+
+    Its lists belong to it alone, so the one finding built from it takes them over uncopied.
+    """
 
     group: Any  # the group key
     first_seen: str | None  # ISO text
@@ -328,8 +331,8 @@ def base_details(row: Summary) -> dict[str, Any]:
         details["principal_account_id"] = row.principal_account_id
     details["principal"] = row.principal_key
     details["principal_type"] = row.principal_type
-    details["source_ips"] = list(row.source_ips)
-    details["user_agents"] = list(row.user_agents)
+    details["source_ips"] = row.source_ips
+    details["user_agents"] = row.user_agents
     if row.is_cross_account:
         details["cross_account"] = True
     return details
@@ -369,7 +372,7 @@ def event_finding(detector: str, severity: str, title: str, fp: str, row: Summar
         first_seen=row.first_seen,
         last_seen=row.last_seen,
         count=int(row.count),
-        event_ids=list(row.event_ids),
+        event_ids=row.event_ids,
     )
     fields.update(overrides)
     return Finding(detector=detector, severity=severity, title=title, fingerprint=fp, details=details, **fields)

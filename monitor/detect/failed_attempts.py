@@ -100,7 +100,7 @@ def _burst_finding(row: Summary, peak: int, cfg: FailedAssumeRoleConfig, first: 
     details.update(
         max_in_window=peak,
         window_minutes=cfg.window_minutes,
-        error_codes=list(row.error_codes),
+        error_codes=row.error_codes,
         **_causes(first, ctx),
     )
     n = int(row.count)
@@ -130,7 +130,7 @@ def _enumeration(sub: pd.DataFrame, burst: pd.Series, by: str, distinct: pd.Seri
             distinct_roles=int(distinct[row.group]),
             roles=role_list[:100],
             principals=callers[:20],
-            error_codes=list(row.error_codes),
+            error_codes=row.error_codes,
         )
         actor = who(row) if by == "principal" else f"source {actors[row.group]}"
         out.append(
