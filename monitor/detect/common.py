@@ -286,7 +286,7 @@ class Summary(NamedTuple):
     principal_account_id: str | None
     principal_type: str | None
     source_ip: str | None
-    is_cross_account: bool | None  # any of its events
+    is_cross_account: bool | None  # True when any of its events is; None when none tells
     event_ids: list[str]  # sorted, distinct, capped
     source_ips: list[str]
     user_agents: list[str]

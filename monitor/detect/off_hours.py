@@ -130,8 +130,7 @@ def detect(events: pd.DataFrame, ctx: DetectionContext, cfg: OffHoursConfig) -> 
     if df.empty:
         return []
     day_text = np.datetime_as_string(local_day[off].astype("datetime64[D]"), unit="D")
-    keys = pd.DataFrame({"role": role_of(df), "principal": principal_of(df), "day": day_text}, index=df.index,
-                        dtype=object)
+    keys = pd.DataFrame({"role": role_of(df), "principal": principal_of(df), "day": day_text}, index=df.index)
     group = group_key(keys)
     firsts = records_by(keys.assign(s=which[off]), group, ["role", "principal", "day", "s"])
     local_times = _local_times(df, which[off], schedules, group)
