@@ -8,6 +8,7 @@ or configuration, 3 a finding at or above `--fail-on`.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 from collections.abc import Iterator
@@ -152,18 +153,23 @@ def scan(paths: list[str], config: Config, *, now: datetime, since: datetime | N
          until: datetime | None = None, posture: Posture | None = None, progress: Any = None,
          workers: int | None = None) -> ScanResult:
     events, files, records, skipped = read_events(paths, config, progress, workers)
-    if since is not None:
-        events = events[events["event_time"].isna() | (events["event_time"] >= since)]
-    if until is not None:
-        events = events[events["event_time"].isna() | (events["event_time"] <= until)]
-    start = events["event_time"].min() if not events.empty else None
-    ctx = DetectionContext(
-        now=now,
-        posture=posture or Posture(),
-        baselines={},
-        data_start=since or (None if start is None or pd.isna(start) else start.to_pydatetime()),
-    )
-    result = run_detectors(events, ctx, config)
+    # the table lives until detection ends: keep the collector from re-walking it on every full pass
+    gc.freeze()
+    try:
+        if since is not None:
+            events = events[events["event_time"].isna() | (events["event_time"] >= since)]
+        if until is not None:
+            events = events[events["event_time"].isna() | (events["event_time"] <= until)]
+        start = events["event_time"].min() if not events.empty else None
+        ctx = DetectionContext(
+            now=now,
+            posture=posture or Posture(),
+            baselines={},
+            data_start=since or (None if start is None or pd.isna(start) else start.to_pydatetime()),
+        )
+        result = run_detectors(events, ctx, config)
+    finally:
+        gc.unfreeze()
     return ScanResult(result=result, files=files, records=records, events=len(events), skipped=skipped)
 
 
