@@ -54,6 +54,20 @@ def _outbox_backlog(state: Any) -> dict[str, Any]:
     return {"backlog": sum(counts.get(s, 0) for s in BACKLOG_STATUSES), "by_status": counts}
 
 
+def open_monitor_health(state: Any) -> list[dict[str, Any]]:
+    return [
+        {"title": s.finding.title, "severity": s.finding.severity, "since": s.finding.first_seen,
+         "fingerprint": s.finding.fingerprint}
+        for s in state.findings(status="open") if s.finding.detector == DETECTOR
+    ]
+
+
+def render_monitor_health(health: list[dict[str, Any]]) -> list[str]:
+    if not health:
+        return []
+    return ["monitor_health (open):"] + [f"  [{h['severity']}] {h['title']} since {h['since']}" for h in health]
+
+
 def gather_status(state: Any, now: datetime) -> dict[str, Any]:
     heartbeat = state.get_json(HEARTBEAT_NS, HEARTBEAT_KEY)
     healthy, why = heartbeat_health(heartbeat, now)
@@ -77,11 +91,6 @@ def gather_status(state: Any, now: datetime) -> dict[str, Any]:
                     "message": cov.message,
                     "account": cov.account, "region": cov.region,
                 })
-    health = [
-        {"title": s.finding.title, "severity": s.finding.severity, "since": s.finding.first_seen,
-         "fingerprint": s.finding.fingerprint}
-        for s in state.findings(status="open") if s.finding.detector == DETECTOR
-    ]
     return {
         "healthy": healthy,
         "service": why,
@@ -89,7 +98,7 @@ def gather_status(state: Any, now: datetime) -> dict[str, Any]:
         "jobs": jobs,
         "sources": sources,
         "outbox": _outbox_backlog(state),
-        "monitor_health": health,
+        "monitor_health": open_monitor_health(state),
         "state": state.path_or_table,
     }
 
@@ -123,9 +132,7 @@ def render_text(status: dict[str, Any]) -> str:
                          + (f" ({c['message']})" if c["message"] else ""))
     if status["monitor_health"]:
         lines.append("")
-        lines.append("monitor_health (open):")
-        for h in status["monitor_health"]:
-            lines.append(f"  [{h['severity']}] {h['title']} since {h['since']}")
+        lines += render_monitor_health(status["monitor_health"])
     return "\n".join(lines)
 
 
