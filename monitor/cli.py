@@ -44,10 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], default=None)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("once", help="run one collection + detection + alert cycle and exit (cron, containers)")
+    p = sub.add_parser("once", help="run one tick of the service and exit (cron, containers): the collection "
+                       "cycle, the posture collection when due, the monitor_health check")
     _config_arg(p)
     p.add_argument("--since", metavar="ISO", help="backfill from this time instead of the checkpoint")
     p.add_argument("--until", metavar="ISO", help="stop the window at this time (default: now)")
+    p.add_argument("--posture", choices=["auto", "always", "never"], default="auto",
+                   help="collect the IAM posture: auto = when [schedule] posture has fired since its last run "
+                   "(default), always, never")
     p.add_argument("--no-notify", action="store_true", help="store findings but send no alerts")
 
     p = sub.add_parser("check-config", help="validate a config file and print it resolved, secrets masked")

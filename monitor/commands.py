@@ -41,6 +41,6 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_once(args: argparse.Namespace) -> int:
-    from monitor.pipeline import run_once_command
+    from monitor.schedule import run_once
 
-    return run_once_command(config_from_args(args), args)
+    return run_once(config_from_args(args), args)

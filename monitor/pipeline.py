@@ -8,15 +8,13 @@ storing events still gets its findings from the next one.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import logging
 import os
 import signal
-import sys
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -30,7 +28,7 @@ from monitor.findings import Finding, iso
 from monitor.health import record_account_rounds, source_account_round
 from monitor.logs import run_id_var
 from monitor.posture.model import Posture
-from monitor.state.base import Coverage, StateLockedError, StateStore
+from monitor.state.base import Coverage, StateStore
 
 log = logging.getLogger(__name__)
 
@@ -228,12 +226,17 @@ def _detect_and_notify(config: Config, state: StateStore, window: CycleWindow, p
         result.stats["alerts"] = send(outcomes, state, config, now)
 
 
+def check_window(since: datetime | None, until: datetime) -> None:
+    """Raises ValueError for a backfill window that ends before it starts."""
+    if since is not None and since >= until:
+        raise ValueError(f"--since {iso(since)} is not before --until {iso(until)}")
+
+
 def run_cycle(config: Config, state: StateStore, *, now: datetime, since: datetime | None = None,
               until: datetime | None = None, notify: bool = True, posture: Posture | None = None) -> CycleResult:
     """One collection + detection + alert cycle. Raises StateLockedError if another cycle holds the state."""
     until = until or now
-    if since is not None and since >= until:
-        raise ValueError(f"--since {iso(since)} is not before --until {iso(until)}")
+    check_window(since, until)
     window = CycleWindow(
         now=now, until=until, since=since,
         initial_lookback=timedelta(hours=config.collection.initial_lookback_hours),
@@ -274,10 +277,10 @@ def run_cycle(config: Config, state: StateStore, *, now: datetime, since: dateti
         return result
 
 
-# --------------------------------------------------------------------------- `rolewatch once`
+# --------------------------------------------------------------------------- `rolewatch once` output
 
 
-def _time_arg(value: str | None, flag: str) -> datetime | None:
+def parse_time_arg(value: str | None, flag: str) -> datetime | None:
     if value is None:
         return None
     parsed = parse_event_time(value)
@@ -301,30 +304,3 @@ def format_summary(result: CycleResult) -> str:
     lines += [f"notice: {n}" for n in result.notices]
     lines += [f"error: {e}" for e in result.errors]
     return "\n".join(lines)
-
-
-def run_once_command(config: Config, args: argparse.Namespace) -> int:
-    """`rolewatch once [--since ISO] [--until ISO] [--no-notify]`: exit 0 ok, 1 a source or step failed."""
-    from monitor.state import open_state
-
-    try:
-        since = _time_arg(getattr(args, "since", None), "--since")
-        until = _time_arg(getattr(args, "until", None), "--until")
-    except ValueError as exc:
-        print(f"rolewatch once: {exc}", file=sys.stderr)
-        return 2
-    now = datetime.now(UTC)
-    state = open_state(config)
-    try:
-        result = run_cycle(config, state, now=now, since=since, until=until,
-                           notify=not getattr(args, "no_notify", False))
-    except StateLockedError as exc:
-        print(f"rolewatch once: another cycle is running: {exc}", file=sys.stderr)
-        return 1
-    except ValueError as exc:
-        print(f"rolewatch once: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        state.close()
-    print(format_summary(result))
-    return 1 if result.errors else 0

@@ -1,4 +1,5 @@
 """`rolewatch run`: the service. APScheduler 3.x jobs from `[schedule]`, one process per state.
+`rolewatch once`: one tick of the same jobs, for cron and container schedulers (`Service.tick`).
 
 A `BackgroundScheduler` runs the jobs in worker threads while the main thread waits on a
 `threading.Event` (writing the heartbeat each time the wait times out). SIGTERM / SIGINT set the
@@ -8,6 +9,11 @@ cut in half (and if it were, the state transaction rules would read the batch ag
 Every job goes through `Service.run_job`: a run record in state, a run id in every log line,
 metrics, and an exception that is logged and recorded, never raised into the scheduler, so the
 next tick runs again.
+
+`once` runs the collect job and, when the posture job's own trigger has fired since its last
+recorded run, the posture job: the same `Service` methods `run` fires, so the two cannot drift
+apart, and a cron deployment gets the posture collection and the monitor_health alerts the
+service gives.
 """
 
 from __future__ import annotations
@@ -21,9 +27,10 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any, Literal
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
@@ -32,10 +39,13 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.config import Config, ConfigError, JobSchedule, ScheduleConfig
 from monitor.findings import iso
-from monitor.health import HEARTBEAT_SECONDS, check_health, write_heartbeat
+from monitor.health import HEARTBEAT_SECONDS, check_health, parse_time, write_heartbeat
 from monitor.logs import run_id_var, setup_logging
 from monitor.redact import redact_text
 from monitor.state.base import StateLockedError
+
+if TYPE_CHECKING:
+    from monitor.pipeline import CycleResult
 
 log = logging.getLogger("rolewatch.service")
 
@@ -43,6 +53,7 @@ JOB_NAMES = ("collect", "posture", "report", "retention")
 # jobs whose run record the job itself writes (run_cycle records its run, with coverage, as "collect")
 SELF_RECORDING = frozenset({"collect"})
 Clock = Callable[[], datetime]
+PostureMode = Literal["auto", "always", "never"]  # `once --posture`
 
 
 def utc_now() -> datetime:
@@ -61,6 +72,19 @@ def make_trigger(name: str, job: JobSchedule, now: datetime) -> BaseTrigger:
             raise ConfigError(f"schedule.{name}.cron: {job.cron!r} is not a crontab expression: {exc}") from None
     assert job.interval_minutes is not None  # JobSchedule validation guarantees one of them
     return IntervalTrigger(seconds=job.interval_minutes * 60, start_date=now, timezone=UTC)
+
+
+def due_at(name: str, job: JobSchedule, last_run: datetime | None, now: datetime) -> datetime | None:
+    """When the job falls due after its last run: its trigger's first fire time after `last_run`.
+
+    `now` when it never ran; None when it is disabled. This is how `once`, which has no scheduler
+    between runs, times the posture job the way `run` does.
+    """
+    if not job.enabled:
+        return None
+    if last_run is None:
+        return now
+    return make_trigger(name, job, last_run).get_next_fire_time(last_run, last_run)
 
 
 def job_triggers(schedule: ScheduleConfig, now: datetime) -> dict[str, BaseTrigger]:
@@ -97,20 +121,45 @@ def build_scheduler(config: Config, run_job: Callable[[str], Any], now: datetime
 class JobOutcome:
     result: str  # ok | partial | failed | skipped
     stats: dict[str, Any]
+    cycle: CycleResult | None = field(default=None, repr=False)  # the collect job's cycle, for `once` to print
+
+
+@dataclass
+class Tick:
+    """What `Service.tick` ran: the collect job, and the posture job when it was due (or forced)."""
+
+    collect: JobOutcome
+    posture: JobOutcome | None
+    posture_due_at: datetime | None  # `auto` only; None when `[schedule] posture` is switched off
+
+    @property
+    def failed(self) -> bool:
+        """A source, a step or the posture job as a whole failed; accounts posture could not reach do not count."""
+        return self.collect.result != "ok" or (self.posture is not None and self.posture.result == "failed")
 
 
 class Service:
-    def __init__(self, config: Config, state: Any, *, clock: Clock = utc_now, metrics: Any = None) -> None:
+    def __init__(self, config: Config, state: Any, *, clock: Clock = utc_now, metrics: Any = None,
+                 notify: bool = True, busy_is_failure: bool = True) -> None:
         self.config = config
         self.state = state
         self.clock = clock
         self.metrics = metrics
+        self.notify = notify  # False: `once --no-notify` stores findings, monitor_health's too, but alerts nothing
+        # The service counts a cycle it could not start (the state locked) as failed. For `once`
+        # the lock's holder is another process running this very cycle, nothing failed: the
+        # StateLockedError propagates, so the command exits 1 with nothing recorded, as it always has.
+        self.busy_is_failure = busy_is_failure
         self.jobs: dict[str, Callable[[], JobOutcome]] = {
             "collect": self.collect, "posture": self.posture, "report": self.report, "retention": self.retention,
         }
 
-    def run_job(self, name: str) -> JobOutcome:
-        """Run one job with its run record, run id and metrics. Never raises: the next tick retries."""
+    def _busy(self, exc: Exception) -> bool:
+        return isinstance(exc, StateLockedError) and not self.busy_is_failure
+
+    def run_job(self, name: str, job: Callable[[], JobOutcome] | None = None) -> JobOutcome:
+        """Run one job with its run record, run id and metrics. Never raises (but see `busy_is_failure`):
+        the next tick retries. `job` replaces the registered callable, for a job run with arguments."""
         started = self.clock()
         t0 = time.monotonic()
         run_id = None
@@ -120,8 +169,10 @@ class Service:
                 run_id = self.state.start_run(name, started)
                 token = run_id_var.set(run_id)
             log.info("job %s started", name, extra={"job": name})
-            outcome = self.jobs[name]()
+            outcome = (job or self.jobs[name])()
         except Exception as exc:  # noqa: BLE001 - one failed run must not stop the service
+            if self._busy(exc):
+                raise
             log.exception("job %s failed: %s", name, exc, extra={"job": name})
             outcome = JobOutcome("failed", {"error": redact_text(f"{type(exc).__name__}: {exc}"),
                                             "traceback": redact_text(traceback.format_exc(limit=5))})
@@ -141,13 +192,15 @@ class Service:
             run_id_var.reset(token)
         return outcome
 
-    def collect(self) -> JobOutcome:
+    def collect(self, *, since: datetime | None = None, until: datetime | None = None) -> JobOutcome:
         from monitor.pipeline import run_cycle
 
         now = self.clock()
         try:
-            res = run_cycle(self.config, self.state, now=now)
+            res = run_cycle(self.config, self.state, now=now, since=since, until=until, notify=self.notify)
         except Exception as exc:
+            if self._busy(exc):
+                raise
             # a cycle that dies as a whole is a monitor_health fact too: mark its run, check, then fail
             self._mark_cycle_failed(now, f"{type(exc).__name__}: {exc}")
             self.health(now)
@@ -168,7 +221,7 @@ class Service:
             "run_id": res.run_id, "events_new": res.events_new, "skipped": res.skipped,
             "findings": len(res.findings), "suppressed": len(res.suppressed), "findings_by_detector": by_detector,
             "errors": errors, "health_findings": len(health),
-        })
+        }, cycle=res)
 
     def _run(self, run_id: str, now: datetime) -> dict[str, Any] | None:
         return next((r for r in self.state.runs(job="collect", limit=10) if r["run_id"] == run_id), None)
@@ -189,11 +242,11 @@ class Service:
     def health(self, now: datetime) -> list[Any]:
         """The monitor_health hook: findings about the monitor itself, stored and notified."""
         found = check_health(self.state, self.config, now)
-        if found:
+        for f, is_new, _ in found:
+            log.warning("monitor_health: %s%s", f.title, "" if is_new else " (still)")
+        if found and self.notify:
             from alerts.dispatch import notify
 
-            for f, is_new, _ in found:
-                log.warning("monitor_health: %s%s", f.title, "" if is_new else " (still)")
             notify(found, self.state, self.config, now)
         return found
 
@@ -207,7 +260,33 @@ class Service:
         posture = store.collect_posture(self.config, self.state, now=now)
         # an account it could not reach is alerted now, not at the next collection cycle
         health = self.health(now)
-        return JobOutcome("ok", {**posture_stats(posture), "health_findings": len(health)})
+        # accounts it could not reach are reported by monitor_health; they do not fail the job
+        return JobOutcome("ok", {**posture_stats(posture), "accounts_failed": len(posture.errors),
+                                 "health_findings": len(health)})
+
+    def posture_due_at(self, now: datetime) -> datetime | None:
+        """When the posture job falls due after its last recorded run, whatever its result (as in `run`,
+        a failed collection waits for the next fire time rather than retrying every tick)."""
+        if not self.config.schedule.posture.enabled:
+            return None  # spares the run-history query, which walks the collect runs on DynamoDB
+        last = self.state.runs(job="posture", limit=1)
+        return due_at("posture", self.config.schedule.posture, parse_time(last[0]["started_at"]) if last else None,
+                      now)
+
+    def tick(self, posture: PostureMode = "auto", *, since: datetime | None = None,
+             until: datetime | None = None) -> Tick:
+        """One tick for `rolewatch once`: the collect job, then the posture job when due (`auto`), or
+        always, or never. Each job ends with the monitor_health check and delivers its findings through
+        the outbox, which keeps a finding still open at the next tick from being alerted again.
+
+        The cycle goes first: with `busy_is_failure` off, a cycle lock held by another `once` raises
+        StateLockedError here, before this tick could start a second posture collection beside its own.
+        """
+        collect = self.run_job("collect", partial(self.collect, since=since, until=until))
+        now = self.clock()
+        due = self.posture_due_at(now) if posture == "auto" else None
+        run_posture = posture == "always" or (due is not None and due <= now)
+        return Tick(collect, self.run_job("posture") if run_posture else None, due)
 
     def report(self) -> JobOutcome:
         if importlib.util.find_spec("monitor.report.delivery") is None:
@@ -297,3 +376,67 @@ def cmd_run(args: argparse.Namespace) -> int:
         return serve(config, state, stop)
     finally:
         state.close()
+
+
+# --------------------------------------------------------------------------- `rolewatch once`
+
+
+def format_tick(tick: Tick, mode: PostureMode, health: list[dict[str, Any]]) -> str:
+    from monitor.pipeline import format_summary
+    from monitor.status import render_monitor_health
+
+    collect = tick.collect
+    lines = [format_summary(collect.cycle) if collect.cycle is not None
+             else f"cycle {collect.result}: {collect.stats.get('error')}"]
+    if tick.posture is not None:
+        stats = tick.posture.stats
+        if tick.posture.result == "ok":
+            lines.append(f"posture: {stats['accounts']} account(s), {stats['roles']} role(s), "
+                         f"{stats['analyzer_findings']} analyzer finding(s), "
+                         f"{stats['accounts_failed']} account(s) not reached")
+        else:
+            lines.append(f"posture: {tick.posture.result}: {stats.get('error') or stats.get('reason')}")
+    elif mode == "never":
+        lines.append("posture: not collected (--posture never)")
+    elif tick.posture_due_at is None:
+        lines.append("posture: not collected ([schedule] posture is switched off)")
+    else:
+        lines.append(f"posture: not due until {iso(tick.posture_due_at)}")
+    return "\n".join(lines + render_monitor_health(health))
+
+
+def run_once(config: Config, args: argparse.Namespace, *, clock: Clock = utc_now) -> int:
+    """`rolewatch once`: one tick of the service's jobs, then exit.
+
+    0 ok; 1 another cycle holds the state, a source or step failed, or the posture collection
+    failed as a whole (accounts it could not reach are monitor_health findings, not a failure);
+    2 usage.
+    """
+    from monitor.pipeline import check_window, parse_time_arg
+    from monitor.state import open_state
+    from monitor.status import open_monitor_health
+
+    mode: PostureMode = getattr(args, "posture", None) or "auto"
+    try:
+        since = parse_time_arg(getattr(args, "since", None), "--since")
+        until = parse_time_arg(getattr(args, "until", None), "--until")
+        check_window(since, until or clock())
+    except ValueError as exc:
+        print(f"rolewatch once: {exc}", file=sys.stderr)
+        return 2
+    if mode == "auto" and config.schedule.posture.enabled:  # a bad crontab stops `once` before any work, as `run`
+        make_trigger("posture", config.schedule.posture, clock())
+    state = open_state(config)
+    try:
+        service = Service(config, state, clock=clock, notify=not getattr(args, "no_notify", False),
+                          busy_is_failure=False)
+        try:
+            tick = service.tick(mode, since=since, until=until)
+        except StateLockedError as exc:
+            print(f"rolewatch once: another cycle is running: {exc}", file=sys.stderr)
+            return 1
+        health = open_monitor_health(state)
+    finally:
+        state.close()
+    print(format_tick(tick, mode, health))
+    return 1 if tick.failed else 0
