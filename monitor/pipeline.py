@@ -1,9 +1,10 @@
-"""One cycle: collect -> normalise -> store (one transaction per batch) -> detect -> findings -> notify.
+"""One cycle: collect -> normalise -> store -> detect -> findings -> notify.
 
 Crash safety: each batch's events, checkpoints and processed-file marks commit together; a
 crash before the commit means the batch is read again next cycle and seen event IDs keep it
-from counting twice. Detection always runs over the stored window, so a cycle that dies after
-storing events still gets its findings from the next one.
+from counting twice. Consecutive small batches of one source share one transaction (see
+`_StoreGroup`): still all or nothing for every file in it. Detection always runs over the
+stored window, so a cycle that dies after storing events still gets its findings from the next one.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from monitor.collectors.base import BadInput, Batch, Collector, CycleWindow, Span
+from monitor.collectors.base import RECORDS_PER_BATCH, BadInput, Batch, Collector, CycleWindow, Span
 from monitor.config import Config, source_id
 from monitor.events.merge import merge_shared_copies
 from monitor.events.normalise import RecordError, normalise, parse_event_time
@@ -45,6 +46,9 @@ COLLECTORS: dict[str, str] = {
 
 CYCLE_LOCK = "cycle"
 KILL_HOOK_ENV = "ROLEWATCH_TEST_KILL_AT"  # tests only: "before_commit:N" / "after_commit:N" -> SIGKILL
+# An S3 organisation trail yields one batch of a file or two per account/region: storing each in
+# its own transaction (frame building, seen-ID lookup, commit) cost more than reading them.
+STORE_MAX_BATCHES = 256  # batches per transaction at most, whatever their size
 
 
 @dataclass
@@ -111,46 +115,110 @@ def _rows_of(batch: Batch) -> tuple[list[dict[str, Any]], list[BadInput]]:
 
 
 def store_batch(state: StateStore, sid: str, batch: Batch) -> tuple[int, list[BadInput]]:
-    """Normalise, drop seen event IDs, and store events + checkpoints + file marks in one transaction."""
-    rows, bad = _rows_of(batch)
-    for item in bad:
-        log.warning("skipped bad input: %s", item, extra={"source": sid, "file": item.origin})
-    by_id: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        by_id.setdefault(row["event_id"], row)
+    """One batch in its own transaction (see `store_batches`)."""
+    return store_batches(state, sid, [batch])
+
+
+def store_batches(state: StateStore, sid: str, batches: list[Batch]) -> tuple[int, list[BadInput]]:
+    """Normalise, drop seen event IDs, and store the batches' events + checkpoints + file marks in one transaction.
+
+    Each batch's new rows still count towards its own span; an event ID met twice counts for the
+    batch it came first in, as it did when each batch was stored on its own.
+    """
+    by_id: dict[str, tuple[int, dict[str, Any]]] = {}
+    bad_of: list[list[BadInput]] = []
+    for i, batch in enumerate(batches):
+        rows, bad = _rows_of(batch)
+        for item in bad:
+            log.warning("skipped bad input: %s", item, extra={"source": sid, "file": item.origin})
+        bad_of.append(bad)
+        for row in rows:
+            by_id.setdefault(row["event_id"], (i, row))
     unseen = state.unseen_event_ids(by_id) if by_id else set()
-    new_rows = [row for eid, row in by_id.items() if eid in unseen]
+    new_of: list[list[dict[str, Any]]] = [[] for _ in batches]
+    for eid, (i, row) in by_id.items():
+        if eid in unseen:
+            new_of[i].append(row)
+    new_rows = [row for rows in new_of for row in rows]
+    checkpoints: dict[str, Any] = {}
+    files: dict[str, str] = {}
+    for batch in batches:  # in yield order: a later checkpoint of the same key wins
+        checkpoints.update(batch.checkpoints)
+        files.update(batch.files)
     with state.transaction():
         # most overlap re-reads and empty slices bring nothing new: skip building an empty frame
         stored = state.add_events(merge_shared_copies(frame_from_rows(new_rows))) if new_rows else 0
-        for key, value in batch.checkpoints.items():
+        for key, value in checkpoints.items():
             state.set_checkpoint(sid, value, key)
-        for path, version in batch.files.items():
+        for path, version in files.items():
             state.mark_file_processed(sid, path, version)
         _test_kill_hook("before_commit")
     _test_kill_hook("after_commit")
-    if batch.span is not None:
-        batch.span.count(stored, len(bad), [r["event_time"] for r in new_rows], batch.delivered)
-    return stored, bad
+    # the seen-ID check ran under the cycle lock, so each batch's unseen rows are what it stored
+    for batch, rows, bad in zip(batches, new_of, bad_of, strict=True):
+        if batch.span is not None:
+            batch.span.count(len(rows), len(bad), [r["event_time"] for r in rows], batch.delivered)
+    return stored, [item for bad in bad_of for item in bad]
+
+
+class _StoreGroup:
+    """Consecutive batches of one source, stored together once they are big or many enough.
+
+    Holds at most RECORDS_PER_BATCH records (a batch that would cross it goes into the next group)
+    and STORE_MAX_BATCHES batches, so memory stays as flat as with one batch per transaction.
+    Batches are stored in the order the collector yielded them.
+    """
+
+    def __init__(self, state: StateStore, sid: str, result: CycleResult) -> None:
+        self.state, self.sid, self.result = state, sid, result
+        self.batches: list[Batch] = []
+        self.records = 0
+        self.unstored: list[Span] = []  # spans of a group whose store failed: their files were not written
+
+    def add(self, batch: Batch) -> None:
+        if self.batches and self.records + len(batch.records) > RECORDS_PER_BATCH:
+            self.flush()
+        self.batches.append(batch)
+        self.records += len(batch.records)
+        if self.records >= RECORDS_PER_BATCH or len(self.batches) >= STORE_MAX_BATCHES:
+            self.flush()
+
+    def flush(self) -> None:
+        batches, self.batches, self.records = self.batches, [], 0
+        if not batches:
+            return
+        try:
+            stored, bad = store_batches(self.state, self.sid, batches)
+        except Exception:
+            spans = {id(b.span): b.span for b in batches if b.span is not None}
+            self.unstored.extend(spans.values())
+            raise
+        self.result.events_new += stored
+        self.result.skipped += len(bad)
 
 
 def _collect_source(source: Any, config: Config, state: StateStore, window: CycleWindow,
                     result: CycleResult) -> None:
     sid = source_id(source)
     spans: list[Span] = []
+    group = _StoreGroup(state, sid, result)
     try:
         collector = make_collector(source, config, state)
         spans = collector.spans
-        for batch in collector.batches(window):
-            stored, bad = store_batch(state, sid, batch)
-            result.events_new += stored
-            result.skipped += len(bad)
+        try:
+            for batch in collector.batches(window):
+                group.add(batch)
+        finally:
+            # what was read before the collector broke was read fine: store it, then report the failure
+            group.flush()
     except Exception as exc:  # one unreadable source must not stop the others
         log.error("source %s failed: %s", sid, exc, exc_info=True, extra={"source": sid})
         message = f"{type(exc).__name__}: {exc}"
+        for span in group.unstored:
+            span.fail(f"not stored: {message}")
         if spans and spans[-1].status == "ok":  # the unit in progress when it broke
             spans[-1].fail(message)
-        else:
+        elif not group.unstored:
             spans.append(Span(window.since, window.until, status="failed", message=message))
     for span in spans:
         cov = Coverage(

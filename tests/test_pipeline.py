@@ -45,10 +45,16 @@ def many_files(trail: Path, files: int, per_file: int) -> set[str]:
     return ids
 
 
-def once(config: Path, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def once(config: Path, env_extra: dict[str, str] | None = None, *,
+         store_max_batches: int | None = None) -> subprocess.CompletedProcess:
+    """`rolewatch once` in its own process; `store_max_batches` caps the batches per transaction there."""
     env = {k: v for k, v in os.environ.items() if k != KILL_HOOK_ENV}
     env.update(env_extra or {})
-    return subprocess.run([sys.executable, "-m", "monitor", "once", "-c", str(config), "--no-notify"],
+    code = "import sys; import monitor.pipeline as p; from monitor.cli import main; "
+    if store_max_batches is not None:
+        code += f"p.STORE_MAX_BATCHES = {store_max_batches}; "
+    code += "sys.exit(main(sys.argv[1:]))"
+    return subprocess.run([sys.executable, "-c", code, "once", "-c", str(config), "--no-notify"],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
 
 
@@ -60,19 +66,29 @@ def stored_ids(tmp_path: Path) -> list[str]:
         st.close()
 
 
-@pytest.mark.parametrize("kill_at", ["after_commit:1", "before_commit:2"])
-def test_killed_mid_cycle_then_rerun_stores_every_event_exactly_once(tmp_path: Path, kill_at: str) -> None:
+@pytest.mark.parametrize(("kill_at", "store_max_batches", "committed_files"), [
+    ("after_commit:1", 2, 100),  # the first transaction: the first two 50-file batches
+    ("before_commit:1", 2, 0),  # both batches of the transaction are lost together
+    ("before_commit:1", None, 0),  # the default: all three batches share one transaction
+])
+def test_killed_mid_cycle_then_rerun_stores_every_event_exactly_once(tmp_path: Path, kill_at: str,
+                                                                     store_max_batches: int | None,
+                                                                     committed_files: int) -> None:
     trail = tmp_path / "trail"
     expected = many_files(trail, files=130, per_file=3)  # 50 files per batch: three batches
     cfg = write_config(tmp_path, [{"type": "local", "path": str(trail)}])
 
-    killed = once(cfg, {KILL_HOOK_ENV: kill_at})
+    killed = once(cfg, {KILL_HOOK_ENV: kill_at}, store_max_batches=store_max_batches)
     assert killed.returncode == -9, killed.stderr[-2000:]
     after_kill = stored_ids(tmp_path)
-    committed_batches = int(kill_at[-1]) - (1 if kill_at.startswith("before") else 0)
-    assert len(after_kill) == len({i for i in expected if int(i[3:6]) < 50 * committed_batches})
+    assert len(after_kill) == len({i for i in expected if int(i[3:6]) < committed_files})
+    st = SqliteState(tmp_path / "state.db")
+    try:  # a file's processed mark commits with its records, never without them
+        assert sorted(st.processed_files(f"local:{trail}")) == [f"{f:03d}.json.gz" for f in range(committed_files)]
+    finally:
+        st.close()
 
-    rerun = once(cfg)
+    rerun = once(cfg, store_max_batches=store_max_batches)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert f"{len(expected) - len(after_kill)} new event(s)" in rerun.stdout
     final = stored_ids(tmp_path)
@@ -89,20 +105,25 @@ def test_killed_s3_cycle_resumes_without_loss(tmp_path: Path, aws_config) -> Non
     s3.create_bucket(Bucket="trail")
     day = datetime.now(UTC).strftime("%Y/%m/%d")
     expected = set()
-    for f in range(60):
-        recs = [record(f"s3-{f:02d}-{i}", time=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")) for i in range(2)]
-        expected.update(r["eventID"] for r in recs)
-        s3.put_object(Bucket="trail", Key=f"AWSLogs/111122223333/CloudTrail/us-east-1/{day}/{f:02d}.json",
-                      Body=json.dumps({"Records": recs}).encode())
+    for region in ("us-east-1", "us-west-2"):  # two units of 60 objects: batches of 50 + 10 each
+        for f in range(60):
+            recs = [record(f"s3-{region}-{f:02d}-{i}", time=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+                    for i in range(2)]
+            expected.update(r["eventID"] for r in recs)
+            s3.put_object(Bucket="trail", Key=f"AWSLogs/111122223333/CloudTrail/{region}/{day}/{f:02d}.json",
+                          Body=json.dumps({"Records": recs}).encode())
     cfg = write_config(tmp_path, [{"type": "s3", "bucket": "trail"}])
     cfg.write_text(cfg.read_text() + f'[aws]\nendpoint_url = "{aws_config.endpoint_url}"\n')
-    killed = once(cfg, {KILL_HOOK_ENV: "after_commit:1"})
+    # three batches per transaction: the first holds all of us-east-1 and the first 50 objects of us-west-2
+    killed = once(cfg, {KILL_HOOK_ENV: "after_commit:1"}, store_max_batches=3)
     assert killed.returncode == -9
-    assert len(stored_ids(tmp_path)) == 100  # the first 50 objects
+    assert len(stored_ids(tmp_path)) == 220
     st = SqliteState(tmp_path / "state.db")
-    assert st.get_checkpoint("s3:trail/", "111122223333/us-east-1") is None  # the unit did not finish
+    assert st.get_checkpoint("s3:trail/", "111122223333/us-east-1") is not None  # finished with its files
+    assert st.get_checkpoint("s3:trail/", "111122223333/us-west-2") is None  # the unit did not finish
+    assert len(st.processed_files("s3:trail/")) == 110
     st.close()
-    rerun = once(cfg)
+    rerun = once(cfg, store_max_batches=3)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert "20 new event(s)" in rerun.stdout
     assert sorted(stored_ids(tmp_path)) == sorted(expected)

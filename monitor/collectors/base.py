@@ -2,8 +2,9 @@
 
 A collector reads; it never writes state. It yields `Batch`es: the raw records it read, the
 bad input it met, and the checkpoint values / processed files that become true once the batch
-is stored. The pipeline writes all of that in one transaction per batch, so a crash before the
-commit means the batch is simply read again (and seen event IDs keep it from counting twice).
+is stored. The pipeline writes all of that in one transaction (with other small batches of the
+same source, in yield order), so a crash before the commit means the batch is simply read again
+(and seen event IDs keep it from counting twice).
 
 Each batch also says how much the source *delivered* for it, whatever that held: the
 monitor_health silence check asks whether the trail is still arriving, and a quiet account
