@@ -163,7 +163,7 @@ def main() -> int:
             seconds = time.perf_counter() - t0
             state.close()
         total = sum(counter.calls.values())
-        print(f"full cycle (collect, store per batch, detect): {seconds:.1f} s wall, {total:,} API calls, "
+        print(f"full cycle (collect, store, detect): {seconds:.1f} s wall, {total:,} API calls, "
               f"{total / seconds:,.0f} requests/s; {result.events_new:,} AssumeRole events stored, "
               f"{result.skipped} skipped, {len(result.errors)} errors")
         for op, k in counter.calls.most_common():
