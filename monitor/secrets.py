@@ -10,11 +10,13 @@ import json
 import os
 from typing import Any
 
-from monitor.config import ConfigError, SecretRef
+from monitor.config import AwsConfig, ConfigError, SecretRef
 from monitor.redact import register_secret
 
 
-def resolve_secret(ref: SecretRef | None, *, session: Any = None, what: str = "secret") -> str | None:
+def resolve_secret(ref: SecretRef | None, *, session: Any = None, aws: AwsConfig | None = None,
+                   what: str = "secret") -> str | None:
+    """The secret's value; Secrets Manager and SSM are reached through `aws` (endpoint, region, retries)."""
     if ref is None:
         return None
     value: str | None
@@ -23,14 +25,15 @@ def resolve_secret(ref: SecretRef | None, *, session: Any = None, what: str = "s
     elif ref.env:
         value = os.environ.get(ref.env)
         if not value:
-            raise ConfigError(f"{what}: environment variable {ref.env} is not set")
+            # worded so the redactor's `external_id: <value>` pattern does not mask the message itself
+            raise ConfigError(f"environment variable {ref.env} is not set (needed for {what})")
     elif ref.secretsmanager:
         secret_id, _, json_key = ref.secretsmanager.partition("#")
-        client = _client(session, "secretsmanager")
+        client = _client(session, "secretsmanager", aws)
         raw = client.get_secret_value(SecretId=secret_id)["SecretString"]
         value = json.loads(raw)[json_key] if json_key else raw
     elif ref.ssm:
-        client = _client(session, "ssm")
+        client = _client(session, "ssm", aws)
         value = client.get_parameter(Name=ref.ssm, WithDecryption=True)["Parameter"]["Value"]
     else:  # pragma: no cover - the model forbids it
         value = None
@@ -44,14 +47,12 @@ def env_secret(name: str | None, *, what: str) -> str | None:
         return None
     value = os.environ.get(name)
     if not value:
-        raise ConfigError(f"{what}: environment variable {name} is not set")
+        raise ConfigError(f"environment variable {name} is not set (needed for {what})")
     register_secret(value)
     return value
 
 
-def _client(session: Any, service: str) -> Any:
-    if session is None:
-        from monitor.aws import client as make_client
+def _client(session: Any, service: str, aws: AwsConfig | None) -> Any:
+    from monitor.aws import client as make_client
 
-        return make_client(service)
-    return session.client(service)
+    return make_client(service, aws, sess=session)

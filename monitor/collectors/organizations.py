@@ -122,7 +122,7 @@ class AuditSessions:
         self._clock = clock
         self._on_assume = on_assume
         self._sts = make_client("sts", config.aws, sess=self.source)
-        self._external_id = resolve_secret(self.org.external_id, session=self.source,
+        self._external_id = resolve_secret(self.org.external_id, session=self.source, aws=config.aws,
                                            what="organization.external_id")
         self._lock = threading.Lock()
 

@@ -212,7 +212,7 @@ def test_a_posture_collection_that_fails_as_a_whole_fails_the_run(moto: str, tmp
         "enabled": True, "accounts": ["111111111111"], "external_id": {"env": "ROLEWATCH_AUDIT_EXTERNAL_ID"}})
     code, out = make_once(cfg, FakeClock(NOW), capsys)()
     assert code == 1
-    assert "posture: failed: ConfigError: organization.external_id:" in out
+    assert "posture: failed: ConfigError: environment variable ROLEWATCH_AUDIT_EXTERNAL_ID is not set" in out
     assert "ROLEWATCH_AUDIT_EXTERNAL_ID is not set" in out
     st = in_state(tmp_path)
     try:
