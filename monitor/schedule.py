@@ -10,10 +10,10 @@ Every job goes through `Service.run_job`: a run record in state, a run id in eve
 metrics, and an exception that is logged and recorded, never raised into the scheduler, so the
 next tick runs again.
 
-`once` runs the collect job and, when the posture job's own trigger has fired since its last
-recorded run, the posture job: the same `Service` methods `run` fires, so the two cannot drift
-apart, and a cron deployment gets the posture collection and the monitor_health alerts the
-service gives.
+`once` runs the collect job and then each of the posture, report and retention jobs whose own
+trigger has fired since its last recorded run: the same `Service` methods `run` fires, so the two
+cannot drift apart, and a cron deployment gets the posture collection, the monitor_health alerts,
+the periodic report and the state pruning the service gives.
 """
 
 from __future__ import annotations
@@ -124,18 +124,30 @@ class JobOutcome:
     cycle: CycleResult | None = field(default=None, repr=False)  # the collect job's cycle, for `once` to print
 
 
+# the jobs `once` runs after the cycle when their trigger says so, in this order: the report reads
+# the events and findings before retention prunes any of them
+DUE_JOBS = ("report", "retention")
+
+
 @dataclass
 class Tick:
-    """What `Service.tick` ran: the collect job, and the posture job when it was due (or forced)."""
+    """What `Service.tick` ran: the collect job, the posture job when it was due (or forced), and the
+    report and retention jobs when due."""
 
     collect: JobOutcome
     posture: JobOutcome | None
     posture_due_at: datetime | None  # `auto` only; None when `[schedule] posture` is switched off
+    # job name -> its outcome, or None when it was not due; the due time (None: switched off)
+    jobs: dict[str, JobOutcome | None] = field(default_factory=dict)
+    due: dict[str, datetime | None] = field(default_factory=dict)
 
     @property
     def failed(self) -> bool:
-        """A source, a step or the posture job as a whole failed; accounts posture could not reach do not count."""
-        return self.collect.result != "ok" or (self.posture is not None and self.posture.result == "failed")
+        """A source, a step, the posture job as a whole, or the report (a destination it could not reach)
+        or retention job failed; accounts posture could not reach do not count."""
+        if self.collect.result != "ok" or (self.posture is not None and self.posture.result == "failed"):
+            return True
+        return any(o is not None and o.result in ("failed", "partial") for o in self.jobs.values())
 
 
 class Service:
@@ -264,29 +276,41 @@ class Service:
         return JobOutcome("ok", {**posture_stats(posture), "accounts_failed": len(posture.errors),
                                  "health_findings": len(health)})
 
-    def posture_due_at(self, now: datetime) -> datetime | None:
-        """When the posture job falls due after its last recorded run, whatever its result (as in `run`,
-        a failed collection waits for the next fire time rather than retrying every tick)."""
-        if not self.config.schedule.posture.enabled:
+    def job_due_at(self, name: str, now: datetime) -> datetime | None:
+        """When a job falls due after its last recorded run, whatever its result (as in `run`, a failed
+        run waits for the next fire time rather than retrying every tick). `run_job` records the run
+        as it starts, so a `once` that dies inside the job does not run it again at the next tick."""
+        job: JobSchedule = getattr(self.config.schedule, name)
+        if not job.enabled:
             return None  # spares the run-history query, which walks the collect runs on DynamoDB
-        last = self.state.runs(job="posture", limit=1)
-        return due_at("posture", self.config.schedule.posture, parse_time(last[0]["started_at"]) if last else None,
-                      now)
+        last = self.state.runs(job=name, limit=1)
+        return due_at(name, job, parse_time(last[0]["started_at"]) if last else None, now)
+
+    def posture_due_at(self, now: datetime) -> datetime | None:
+        return self.job_due_at("posture", now)
 
     def tick(self, posture: PostureMode = "auto", *, since: datetime | None = None,
              until: datetime | None = None) -> Tick:
         """One tick for `rolewatch once`: the collect job, then the posture job when due (`auto`), or
-        always, or never. Each job ends with the monitor_health check and delivers its findings through
-        the outbox, which keeps a finding still open at the next tick from being alerted again.
+        always, or never, then the report and the retention job each when due. The collect and posture
+        jobs end with the monitor_health check and deliver their findings through the outbox, which
+        keeps a finding still open at the next tick from being alerted again.
 
         The cycle goes first: with `busy_is_failure` off, a cycle lock held by another `once` raises
         StateLockedError here, before this tick could start a second posture collection beside its own.
+        Every later job runs in `run_job`, which turns its failure into a `failed` outcome: the cycle's
+        results are committed by then and stay.
         """
         collect = self.run_job("collect", partial(self.collect, since=since, until=until))
         now = self.clock()
         due = self.posture_due_at(now) if posture == "auto" else None
         run_posture = posture == "always" or (due is not None and due <= now)
-        return Tick(collect, self.run_job("posture") if run_posture else None, due)
+        tick = Tick(collect, self.run_job("posture") if run_posture else None, due)
+        for name in DUE_JOBS:
+            now = self.clock()
+            tick.due[name] = when = self.job_due_at(name, now)
+            tick.jobs[name] = self.run_job(name) if when is not None and when <= now else None
+        return tick
 
     def report(self) -> JobOutcome:
         if importlib.util.find_spec("monitor.report.delivery") is None:
@@ -402,15 +426,32 @@ def format_tick(tick: Tick, mode: PostureMode, health: list[dict[str, Any]]) -> 
         lines.append("posture: not collected ([schedule] posture is switched off)")
     else:
         lines.append(f"posture: not due until {iso(tick.posture_due_at)}")
+    lines += [format_job(name, tick.jobs.get(name), tick.due.get(name)) for name in DUE_JOBS]
     return "\n".join(lines + render_monitor_health(health))
+
+
+def format_job(name: str, outcome: JobOutcome | None, due: datetime | None) -> str:
+    if outcome is None:
+        return (f"{name}: not run ([schedule] {name} is switched off)" if due is None
+                else f"{name}: not due until {iso(due)}")
+    stats = outcome.stats
+    if outcome.result in ("failed", "skipped"):
+        return f"{name}: {outcome.result}: {stats.get('error') or stats.get('reason') or '; '.join(stats.get('errors', []))}"
+    if name == "report":
+        where = [*stats.get("written", []), *stats.get("s3_objects", []),
+                 *(f"slack {n}" for n in stats.get("slack", {}))]
+        errors = "".join(f"; error: {e}" for e in stats.get("errors", []))
+        return f"report: {outcome.result}: {stats.get('since')} .. {stats.get('until')} to {', '.join(where)}{errors}"
+    removed = stats.get("removed", {})
+    return f"{name}: {outcome.result}: removed " + ", ".join(f"{n} {k}" for k, n in removed.items())
 
 
 def run_once(config: Config, args: argparse.Namespace, *, clock: Clock = utc_now) -> int:
     """`rolewatch once`: one tick of the service's jobs, then exit.
 
-    0 ok; 1 another cycle holds the state, a source or step failed, or the posture collection
-    failed as a whole (accounts it could not reach are monitor_health findings, not a failure);
-    2 usage.
+    0 ok; 1 another cycle holds the state, a source or step failed, the posture collection
+    failed as a whole (accounts it could not reach are monitor_health findings, not a failure), or
+    a due report (or one of its destinations) or retention run failed; 2 usage.
     """
     from monitor.pipeline import check_window, parse_time_arg
     from monitor.state import open_state
@@ -424,8 +465,11 @@ def run_once(config: Config, args: argparse.Namespace, *, clock: Clock = utc_now
     except ValueError as exc:
         print(f"rolewatch once: {exc}", file=sys.stderr)
         return 2
-    if mode == "auto" and config.schedule.posture.enabled:  # a bad crontab stops `once` before any work, as `run`
-        make_trigger("posture", config.schedule.posture, clock())
+    # a bad crontab stops `once` before any work, as `run`
+    for name in ("posture", *DUE_JOBS) if mode == "auto" else DUE_JOBS:
+        job: JobSchedule = getattr(config.schedule, name)
+        if job.enabled:
+            make_trigger(name, job, clock())
     state = open_state(config)
     try:
         service = Service(config, state, clock=clock, notify=not getattr(args, "no_notify", False),

@@ -37,6 +37,7 @@ def once_config(tmp_path: Path, endpoint: str, **sections: Any) -> Config:
         "posture": {"access_analyzer": False, "last_accessed": False},  # moto has neither
         "schedule": {"posture": {"interval_minutes": 60}},
         "notifiers": [{"type": "file", "path": str(tmp_path / "alerts.jsonl")}],
+        "report": {"output_dir": str(tmp_path / "reports"), "formats": ["json"]},
         **sections,
     })
 
@@ -226,4 +227,98 @@ def test_a_bad_posture_crontab_stops_once_before_any_work(moto: str, tmp_path: P
     cfg = once_config(tmp_path, moto, schedule={"posture": {"cron": "0 25 * * *"}})
     with pytest.raises(ConfigError, match=r"schedule\.posture\.cron"):
         run_once(cfg, build_parser().parse_args(["once"]), clock=FakeClock(NOW))
+    assert not (tmp_path / "state.db").exists()
+
+
+def job_runs(tmp_path: Path, job: str) -> list[dict[str, Any]]:
+    st = in_state(tmp_path)
+    try:
+        return st.runs(job=job)
+    finally:
+        st.close()
+
+
+def test_retention_runs_when_due_and_is_recorded_for_the_next_once(moto: str, tmp_path: Path, capsys) -> None:
+    # NOW is Monday 10:00; retention's default trigger is 04:30 every day
+    clock = FakeClock(NOW)
+    once = make_once(once_config(tmp_path, moto), clock, capsys)
+
+    code, out = once("--posture", "never")
+    assert code == 0, out
+    [first] = job_runs(tmp_path, "retention")  # never ran: due at once
+    assert first["started_at"] == "2026-03-02T10:00:00Z" and first["status"] == "ok"
+    assert "retention: ok: removed" in out
+
+    clock.advance(hours=18)  # 04:00 next day: today's 04:30 has not come yet
+    code, out = once("--posture", "never")
+    assert code == 0, out
+    assert len(job_runs(tmp_path, "retention")) == 1
+    assert "retention: not due until 2026-03-03T04:30:00Z" in out
+
+    clock.advance(minutes=31)
+    assert once("--posture", "never")[0] == 0
+    assert [r["started_at"] for r in job_runs(tmp_path, "retention")] == [
+        "2026-03-03T04:31:00Z", "2026-03-02T10:00:00Z"]
+
+
+def test_the_report_is_written_when_due_and_not_again_before_its_next_fire_time(moto: str, tmp_path: Path,
+                                                                                capsys) -> None:
+    clock = FakeClock(NOW)  # Monday 10:00; the report's default trigger is Monday 06:00
+    once = make_once(once_config(tmp_path, moto), clock, capsys)
+    reports = tmp_path / "reports"
+
+    code, out = once("--posture", "never")
+    assert code == 0, out
+    first = sorted(p.name for p in reports.iterdir())
+    assert len(first) == 1 and first[0].endswith(".json")
+    assert f"report: ok: 2026-01-31T10:00:00Z .. 2026-03-02T10:00:00Z to {reports / first[0]}" in out
+
+    clock.advance(days=6, hours=19)  # Sunday 05:00 next week
+    code, out = once("--posture", "never")
+    assert code == 0, out
+    assert sorted(p.name for p in reports.iterdir()) == first
+    assert "report: not due until 2026-03-09T06:00:00Z" in out
+    assert len(job_runs(tmp_path, "report")) == 1
+
+    clock.advance(hours=1, minutes=1)  # Monday 06:01
+    assert once("--posture", "never")[0] == 0
+    assert len(list(reports.iterdir())) == 2
+    assert [r["status"] for r in job_runs(tmp_path, "report")] == ["ok", "ok"]
+
+
+def test_a_switched_off_report_or_retention_job_never_runs(moto: str, tmp_path: Path, capsys) -> None:
+    cfg = once_config(tmp_path, moto, schedule={"posture": {"enabled": False}, "report": {"enabled": False},
+                                                 "retention": {"enabled": False}})
+    code, out = make_once(cfg, FakeClock(NOW), capsys)()
+    assert code == 0, out
+    assert "report: not run ([schedule] report is switched off)" in out
+    assert "retention: not run ([schedule] retention is switched off)" in out
+    assert job_runs(tmp_path, "report") == [] and job_runs(tmp_path, "retention") == []
+    assert not (tmp_path / "reports").exists()
+
+
+def test_a_failing_report_keeps_the_cycle_and_fails_the_run(moto: str, tmp_path: Path, capsys) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the report folder should be")
+    cfg = once_config(tmp_path, moto, report={"output_dir": str(blocker / "reports"), "formats": ["json"]})
+    code, out = make_once(cfg, FakeClock(NOW), capsys)("--posture", "never")
+    assert code == 1
+    assert "report: failed:" in out and "report.output_dir" in out
+    assert "1 new event(s)" in out
+    st = in_state(tmp_path)
+    try:
+        [cycle] = st.runs(job="collect")
+        assert cycle["status"] == "ok" and cycle["stats"]["events_new"] == 1  # recorded all the same
+        assert [r["status"] for r in st.runs(job="report")] == ["failed"]
+        # the later job still ran (and pruned the 2023 event, older than seen_retention_days)
+        [retention] = st.runs(job="retention")
+        assert retention["status"] == "ok" and retention["stats"]["removed"]["events"] == 1
+    finally:
+        st.close()
+
+
+def test_a_bad_retention_crontab_stops_once_before_any_work(moto: str, tmp_path: Path) -> None:
+    cfg = once_config(tmp_path, moto, schedule={"retention": {"cron": "99 * * * *"}})
+    with pytest.raises(ConfigError, match=r"schedule\.retention\.cron"):
+        run_once(cfg, build_parser().parse_args(["once", "--posture", "never"]), clock=FakeClock(NOW))
     assert not (tmp_path / "state.db").exists()
