@@ -323,10 +323,9 @@ class Service:
         return JobOutcome(result, res.as_stats())
 
     def retention(self) -> JobOutcome:
-        st = self.config.state
-        removed = self.state.prune(self.clock(), seen_days=st.seen_retention_days,
-                                   findings_days=st.findings_retention_days)
-        return JobOutcome("ok", {"removed": removed})
+        from monitor.retention import run_retention
+
+        return JobOutcome("ok", {"removed": run_retention(self.config, self.state, self.clock())})
 
 
 def posture_stats(posture: Any) -> dict[str, int]:

@@ -358,6 +358,14 @@ class DynamoState(ReentrantTransactions):
     def mark_file_processed(self, source: str, path: str, version: str) -> None:
         self._put({"pk": f"files#{source}", "sk": path, "version": version, "processed_at": _now_iso()})
 
+    def forget_files(self, source: str, paths: Iterable[str]) -> int:
+        keys = [(f"files#{source}", p) for p in paths]
+        with self.transaction():
+            found = self._get_many(keys)
+            for pk, sk in found:
+                self._delete(pk, sk)
+        return len(found)
+
     # ------------------------------------------------------------------ events
 
     def unseen_event_ids(self, event_ids: Iterable[str]) -> set[str]:
@@ -584,3 +592,11 @@ class DynamoState(ReentrantTransactions):
         for item in self._query("outbox", index=True):
             counts[item["status"]] = counts.get(item["status"], 0) + 1
         return counts
+
+    def outbox_delete(self, keys: Iterable[tuple[str, str]]) -> int:
+        wanted = [(f"outbox#{notifier}", fp) for fp, notifier in keys]
+        with self.transaction():
+            found = self._get_many(wanted)
+            for pk, sk in found:
+                self._delete(pk, sk)
+        return len(found)

@@ -195,6 +195,11 @@ class SqliteState(ReentrantTransactions):
             (source, path, version, _now_iso()),
         )
 
+    def forget_files(self, source: str, paths: Iterable[str]) -> int:
+        with self.transaction():
+            return sum(self._exec("DELETE FROM processed_files WHERE source=? AND path=?", (source, p)).rowcount
+                       for p in paths)
+
     # ------------------------------------------------------------------ events
 
     def unseen_event_ids(self, event_ids: Iterable[str]) -> set[str]:
@@ -419,6 +424,11 @@ class SqliteState(ReentrantTransactions):
 
     def outbox_counts(self) -> dict[str, int]:
         return dict(self._exec("SELECT status, COUNT(*) FROM outbox GROUP BY status").fetchall())
+
+    def outbox_delete(self, keys: Iterable[tuple[str, str]]) -> int:
+        with self.transaction():
+            return sum(self._exec("DELETE FROM outbox WHERE fingerprint=? AND notifier=?", key).rowcount
+                       for key in keys)
 
 
 def _outbox_item(row: tuple[Any, ...]) -> OutboxItem:

@@ -329,3 +329,18 @@ def test_outbox_rows_roll_back_with_their_transaction(store) -> None:
         assert store.outbox_get("fp1", "file").status == "pending"
         raise RuntimeError("crash")
     assert store.outbox_items() == [] and store.outbox_counts() == {}
+
+
+def test_retention_forgets_chosen_file_marks_and_outbox_rows_only(store) -> None:
+    store.mark_file_processed("s3:a/", "k1", "e1")
+    store.mark_file_processed("s3:a/", "k2", "e2")
+    store.mark_file_processed("s3:b/", "k1", "e1")
+    assert store.forget_files("s3:a/", ["k1", "missing"]) == 1
+    assert store.processed_files("s3:a/") == {"k2": "e2"}
+    assert store.processed_files("s3:b/") == {"k1": "e1"}  # another source's mark of the same key stays
+
+    store.outbox_put("fp1", "file", {"text": "one"}, "pending", NOW)
+    store.outbox_put("fp1", "slack", {"text": "one"}, "pending", NOW)
+    store.outbox_put("fp2", "file", {"text": "two"}, "pending", NOW)
+    assert store.outbox_delete([("fp1", "file"), ("fp9", "file")]) == 1
+    assert [(o.fingerprint, o.notifier) for o in store.outbox_items()] == [("fp1", "slack"), ("fp2", "file")]
