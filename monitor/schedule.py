@@ -106,12 +106,25 @@ def upcoming(trigger: BaseTrigger, now: datetime, count: int) -> list[datetime]:
     return out
 
 
-def build_scheduler(config: Config, run_job: Callable[[str], Any], now: datetime) -> BackgroundScheduler:
+def build_scheduler(config: Config, run_job: Callable[[str], Any], now: datetime,
+                    overdue: frozenset[str] = frozenset()) -> BackgroundScheduler:
+    """`overdue` jobs run at `now` first, then on their trigger (APScheduler 3 takes `next_run_time`)."""
     sched = BackgroundScheduler(timezone=UTC)
     for name, trigger in job_triggers(config.schedule, now).items():
+        first = {"next_run_time": now} if name in overdue else {}
         sched.add_job(run_job, trigger, args=[name], id=name, name=name, coalesce=True, max_instances=1,
-                      misfire_grace_time=config.schedule.misfire_grace_seconds, replace_existing=True)
+                      misfire_grace_time=config.schedule.misfire_grace_seconds, replace_existing=True, **first)
     return sched
+
+
+def overdue_posture(service: Service, now: datetime) -> frozenset[str]:
+    """{"posture"} when its trigger fired since its last run while the service was down (a restart at
+    09:00 after a 03:00 that passed unseen), so it runs at start rather than a day late. A posture job
+    that never ran keeps its schedule: a first start does not add an unplanned collection."""
+    if not service.config.schedule.posture.enabled or not service.state.runs(job="posture", limit=1):
+        return frozenset()
+    due = service.posture_due_at(now)
+    return frozenset({"posture"}) if due is not None and due <= now else frozenset()
 
 
 # --------------------------------------------------------------------------- jobs
@@ -360,7 +373,8 @@ def serve(config: Config, state: Any, stop: threading.Event, *, clock: Clock = u
             server = metrics.serve(config.metrics.address, config.metrics.port)
             log.info("metrics on http://%s:%d/metrics", config.metrics.address, config.metrics.port)
         service = Service(config, state, clock=clock, metrics=metrics)
-        sched = build_scheduler(config, service.run_job, clock())
+        now = clock()
+        sched = build_scheduler(config, service.run_job, now, overdue_posture(service, now))
         sched.start()
         log.info("rolewatch service started; jobs: %s", next_runs(sched))
         write_heartbeat(state, clock(), "running", jobs=next_runs(sched))

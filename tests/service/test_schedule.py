@@ -251,3 +251,24 @@ def test_posture_run_stats_are_counts_never_policy_text() -> None:
     stats = posture_stats(Posture(roles={role.arn: role}, accounts=["111111111111"]))
     assert stats == {"accounts": 1, "roles": 1, "analyzer_findings": 0}
     assert "s3cr3t-ext" not in str(stats)
+
+
+def test_a_posture_run_missed_while_the_service_was_down_runs_at_start(tmp_path) -> None:
+    from monitor.schedule import overdue_posture
+    from monitor.state.sqlite import SqliteState
+
+    st = SqliteState(tmp_path / "state.db")
+    try:
+        svc = Service(parse_config({}), st, clock=lambda: NOW)  # posture: 03:00 daily; NOW is 10:17 Monday
+        assert overdue_posture(svc, NOW) == frozenset()  # never ran: a first start keeps the schedule
+
+        st.start_run("posture", NOW - timedelta(hours=7, minutes=30))  # 02:47: today's 03:00 passed unseen
+        assert overdue_posture(svc, NOW) == {"posture"}
+        jobs = {j.id: j for j in build_scheduler(svc.config, lambda name: None, NOW, frozenset({"posture"})).get_jobs()}
+        assert jobs["posture"].next_run_time == NOW
+        assert not hasattr(jobs["report"], "next_run_time")  # the others wait for their triggers
+
+        st.start_run("posture", NOW - timedelta(hours=7))  # 03:17: today's run happened
+        assert overdue_posture(svc, NOW) == frozenset()
+    finally:
+        st.close()
