@@ -25,8 +25,11 @@ NOW = datetime(2023, 7, 10, 13, 0, tzinfo=UTC)
 
 
 def write_config(tmp_path: Path, sources: list[dict]) -> Path:
-    # these tests are about the cycle: without AWS behind them, `once`'s posture job would try the real one
-    lines = [f'[state]\npath = "{tmp_path / "state.db"}"\n', '[schedule]\nposture = { enabled = false }\n']
+    # these tests are about the cycle: without AWS behind them, `once`'s posture job would try the real one,
+    # and its retention job would prune their 2023 events as it is due at the first run
+    lines = [f'[state]\npath = "{tmp_path / "state.db"}"\n',
+             '[schedule]\nposture = { enabled = false }\nreport = { enabled = false }\n'
+             'retention = { enabled = false }\n']
     for s in sources:
         lines.append("[[sources]]")
         lines += [f"{k} = {json.dumps(v)}" for k, v in s.items()]

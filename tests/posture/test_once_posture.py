@@ -38,6 +38,7 @@ def test_once_collects_posture_daily_and_alerts_an_unreachable_account_once(sts_
     alerts = tmp_path / "alerts.jsonl"
     cfg = service_config(sts_gate.url, alerts)
     cfg.state.path = str(tmp_path / "state.db")
+    cfg.report.output_dir = str(tmp_path / "reports")  # `once` writes the weekly report when due
     write_jsonl(tmp_path / "trail" / "a.jsonl", [record("a")])
     cfg.sources = parse_config({"sources": [{"type": "local", "path": str(tmp_path / "trail")}]}).sources
     clock = Clock(NOW)
