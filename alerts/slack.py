@@ -8,6 +8,10 @@ channel (`conversations.history`, or `conversations.replies` for a thread) with
 
 Bot token scopes: chat:write, channels:history (groups:history for private channels) and, when
 `channel` is a name rather than an ID, channels:read to look the ID up.
+
+`SlackNotifier.channel_id()` is the public way to get the configured channel's ID (a name is
+looked up once and remembered in state): other senders through the same notifier, such as the
+report upload, need the ID where Slack does not accept a name.
 """
 
 from __future__ import annotations
@@ -122,11 +126,11 @@ class SlackNotifier(HttpNotifier):
         try:
             thread = message.reply_to or {}
             if thread.get("ts"):
-                channel = thread.get("channel") or self._channel_id()
+                channel = thread.get("channel") or self.channel_id()
                 pages = self.client.conversations_replies(channel=channel, ts=thread["ts"],
                                                           include_all_metadata=True, limit=200)
             else:
-                channel = self._channel_id()
+                channel = self.channel_id()
                 oldest = datetime.fromisoformat(message.queued_at.replace("Z", "+00:00")).timestamp()
                 pages = self.client.conversations_history(channel=channel, oldest=f"{oldest - LOOKBACK_SECONDS:.6f}",
                                                           include_all_metadata=True, limit=200)
@@ -143,7 +147,13 @@ class SlackNotifier(HttpNotifier):
             raise _failure(f"{what} (checking for an earlier delivery)", exc) from None
         return None
 
-    def _channel_id(self) -> str:
+    def channel_id(self) -> str:
+        """The configured channel's ID: as configured when it is one, else looked up by name.
+
+        A looked-up ID is kept in state (`CHANNEL_IDS`, also refreshed by every post), so
+        conversations.list runs once per notifier. Raises DeliveryError (not transient) when no
+        channel of that name is visible to the bot.
+        """
         channel = self.cfg.channel
         if _CHANNEL_ID.fullmatch(channel):
             return channel

@@ -105,6 +105,7 @@ def post_to_slack(config: Config, state: Any, name: str, text: str, files: list[
                   sleep: Any = time.sleep) -> str:
     """Post through one configured notifier; returns what Slack answered (file ids) or raises."""
     from alerts.dispatch import build_notifier
+    from alerts.slack import SlackNotifier
 
     cfg = next((n for n in config.notifiers if notifier_id(n) == name), None)
     if cfg is None:
@@ -125,11 +126,10 @@ def post_to_slack(config: Config, state: Any, name: str, text: str, files: list[
     if cfg.type != "slack":
         raise ValueError(f"report.slack_notifiers: {name!r} is a {cfg.type} notifier, not slack or slack_webhook")
     notifier = build_notifier(cfg, config, state, sleep=sleep)
-    # the alerts notifier knows how to turn a channel name into the ID files.completeUploadExternal needs
-    channel = notifier._channel_id()  # type: ignore[attr-defined]  # noqa: SLF001
+    assert isinstance(notifier, SlackNotifier)  # cfg.type is "slack"
+    # files.completeUploadExternal takes a channel ID only, where chat.postMessage also takes a name
     uploads = [{"file": str(f), "filename": f.name, "title": f.name} for f in files]
-    resp = notifier.client.files_upload_v2(  # type: ignore[attr-defined]
-        file_uploads=uploads, channel=channel, initial_comment=text)
+    resp = notifier.client.files_upload_v2(file_uploads=uploads, channel=notifier.channel_id(), initial_comment=text)
     return ",".join(str(f.get("id")) for f in resp.get("files") or []) or "posted"
 
 

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
+from alerts.base import DeliveryError
 from alerts.dispatch import build_notifiers, notify
+from alerts.slack import SlackNotifier
 from tests.alerts.conftest import NOW, Sleeps, make_finding, slack_config
 from tests.slack_standin import SlackStandin
 
@@ -156,3 +160,21 @@ def test_missing_token_env_is_a_clear_failure_not_a_crash(slack: SlackStandin, s
     counts = run([make_finding()], state, slack_config(slack), NOW, sleeps)
     assert counts["failed"] == 1
     assert "SLACK_BOT_TOKEN is not set" in state.outbox_items()[0].last_error
+
+
+def test_channel_id_looks_a_name_up_once_and_passes_an_id_through(slack: SlackStandin, state, sleeps) -> None:  # noqa: ANN001
+    def notifier(channel: str) -> SlackNotifier:
+        config = slack_config(slack, channel=channel)
+        n = build_notifiers(config, state, sleep=sleeps)[f"slack:{channel}"]
+        assert isinstance(n, SlackNotifier)
+        return n
+
+    by_name = notifier("#security-alerts")
+    assert by_name.channel_id() == "C0SECALERTS"
+    assert by_name.channel_id() == "C0SECALERTS"  # the second time from state
+    assert len(slack.calls("conversations.list")) == 1
+    assert notifier("C0DIGEST01").channel_id() == "C0DIGEST01"
+    assert len(slack.calls("conversations.list")) == 1  # an ID needs no lookup
+    with pytest.raises(DeliveryError, match="not found") as info:
+        notifier("#no-such-channel").channel_id()
+    assert not info.value.transient
