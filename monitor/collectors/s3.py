@@ -4,12 +4,14 @@ Only the day prefixes the window needs are listed. Accounts and regions come fro
 listings (or the configured subset). Each account/region keeps its own checkpoint, so one that
 fails (AccessDenied, throttling beyond retries) is read again from where it stopped while the
 others move on. Keys already processed (by ETag) are not fetched again; objects are fetched in
-a bounded thread pool.
+a bounded thread pool. A reader crash fails the account/region being read; the ones after it
+stay where they were for the next cycle (`S3Collector._read_units`).
 """
 
 from __future__ import annotations
 
 import io
+import logging
 import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -29,6 +31,7 @@ AWS_ERRORS = (BotoCoreError, ClientError)
 _ACCOUNT_RE = re.compile(r"^\d{12}$")
 T = TypeVar("T")
 R = TypeVar("R")
+log = logging.getLogger(__name__)
 
 
 def trail_root(prefix: str) -> str:
@@ -138,9 +141,39 @@ class S3Collector(Collector):
             fetches = ordered_map(pool, lambda task: self._fetch(s3, *task),
                                   [kv for unit in listed for kv in unit.pending],
                                   ahead=self.source.max_workers * 4)
-            for unit in listed:
+            yield from self._read_units(listed, fetches)
+
+    def _read_units(self, listed: list[_Unit], fetches: Iterator[tuple[str, str | None, list[Item]]]) -> Iterator[Batch]:
+        """Every unit's batches in order; a reader crash fails the unit it hit, not the source.
+
+        All spans are listed before reading, so without this the pipeline would blame the last
+        listed unit and report the ones in between as read. The fetch stream is ordered, so an
+        exception out of it belongs to the unit being read. Nothing after that unit can be read
+        this cycle (the stream is dead), and those units keep their checkpoints: they are marked
+        partial, not failed -- their listing worked, so their accounts are not out of sight.
+        What was yielded before the crash is the pipeline's to store; the failed unit's stored
+        files stay marked processed and its checkpoint stays put, so the next cycle retries the
+        rest of it without reading anything twice.
+        """
+        at: int | None = None  # index of the unit being read; None once all are done
+        try:
+            for at, unit in enumerate(listed):  # noqa: B007 - `at` names the unit if reading stops
                 if unit.span.status == "ok":
                     yield from self._unit_batches(unit, fetches)
+            at = None
+        except Exception as exc:  # noqa: BLE001 - reported as the unit's coverage, like an AWS error
+            assert at is not None
+            log.error("source %s: reading %s failed: %s", self.source_id, listed[at].key, exc, exc_info=True,
+                      extra={"source": self.source_id})
+            where = "; ".join(getattr(exc, "__notes__", []))
+            listed[at].span.fail(f"{type(exc).__name__}: {exc}" + (f" ({where})" if where else ""))
+        finally:
+            # also when the consumer stops taking batches (a failed store closes this generator):
+            # the unit in progress is then the consumer's to report, the later ones were not read
+            if at is not None:
+                for unit in listed[at + 1 :]:
+                    if unit.span.status == "ok":  # one that could not be listed says so already
+                        unit.span.fail(f"not read: cycle stopped at {listed[at].key}", partial=True)
 
     def _regions(self, s3: Any, account: str, account_prefix: str) -> tuple[list[str], Span | None]:
         if self.source.regions:
@@ -199,4 +232,8 @@ class S3Collector(Collector):
             body = s3.get_object(Bucket=self.source.bucket, Key=key)["Body"].read()
         except AWS_ERRORS as exc:
             return key, None, [BadInput(origin, "object", f"cannot read: {exc}")]
-        return key, etag, list(read_stream(io.BytesIO(body), key, origin))
+        try:
+            return key, etag, list(read_stream(io.BytesIO(body), key, origin))
+        except Exception as exc:
+            exc.add_note(f"while reading {origin}")  # the reader's own error does not say which object
+            raise

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -187,3 +187,68 @@ def test_an_account_the_source_cannot_read_is_a_monitor_health_finding_until_it_
         assert sorted(again.load_events()["event_id"]) == ["b1", "c1"]
     finally:
         again.close()
+
+
+UNITS = ["111111111111", "222222222222", "333333333333"]
+
+
+def unit_key(account: str, name: str) -> str:
+    return f"AWSLogs/{account}/CloudTrail/us-east-1/2023/07/10/{name}"
+
+
+def test_a_reader_crash_fails_the_unit_being_read_and_leaves_the_rest_for_the_next_cycle(
+        tmp_path, s3, aws_config, state, caplog) -> None:
+    first, middle, last = UNITS
+    put_records(s3, "trail", unit_key(first, "a.json.gz"), [record("first-1")])
+    put_records(s3, "trail", unit_key(middle, "a.json.gz"), [record("middle-1")])
+    # a list where the event name goes makes the reader raise TypeError (not an AWS error, not BadInput)
+    put_records(s3, "trail", unit_key(middle, "b.json.gz"), [record("middle-2", eventName=["AssumeRole"])])
+    put_records(s3, "trail", unit_key(last, "a.json.gz"), [record("last-1")])
+    # one worker and a short read-ahead still fetch the last unit's object before the crash surfaces
+    cfg = make_config(tmp_path, [{"type": "s3", "bucket": "trail", "regions": ["us-east-1"], "max_workers": 1}],
+                      aws_config)
+
+    res = run_cycle(cfg, state, now=NOW)
+    by_account = {c.account: c for c in res.coverage}
+    assert [c.account for c in res.coverage] == UNITS  # no extra whole-source row
+    assert (by_account[first].status, by_account[first].records) == ("ok", 1)
+    assert by_account[middle].status == "failed" and by_account[middle].records == 0
+    assert "TypeError" in by_account[middle].message
+    assert unit_key(middle, "b.json.gz") in by_account[middle].message  # which object to look at
+    assert by_account[last].status == "partial" and by_account[last].records == 0
+    assert f"not read: cycle stopped at {middle}/us-east-1" in by_account[last].message
+    assert list(state.load_events()["event_id"]) == ["first-1"]
+    assert state.get_checkpoint("s3:trail/", f"{first}/us-east-1") == "2023-07-10T13:00:00Z"
+    assert state.get_checkpoint("s3:trail/", f"{middle}/us-east-1") is None
+    assert state.get_checkpoint("s3:trail/", f"{last}/us-east-1") is None
+    assert len(res.errors) == 2 and "TypeError" in res.errors[0]
+    assert any("reading 222222222222/us-east-1 failed" in r.getMessage() for r in caplog.records)
+
+    # the object is replaced with a readable one: the next cycle reads what was left, once
+    put_records(s3, "trail", unit_key(middle, "b.json.gz"), [record("middle-2")])
+    again = run_cycle(cfg, state, now=NOW.replace(minute=5))
+    assert again.errors == [] and [c.status for c in again.coverage] == ["ok", "ok", "ok"]
+    assert [c.records for c in again.coverage] == [0, 2, 1]
+    assert again.events_new == 3
+    assert sorted(state.load_events()["event_id"]) == ["first-1", "last-1", "middle-1", "middle-2"]
+    assert run_cycle(cfg, state, now=NOW.replace(minute=10)).events_new == 0
+
+
+def test_units_not_reached_when_the_consumer_stops_are_not_reported_read(tmp_path, s3, aws_config, state) -> None:
+    from monitor.collectors.base import CycleWindow
+    from monitor.config import source_id
+    from monitor.pipeline import make_collector
+
+    for account in UNITS:
+        put_records(s3, "trail", unit_key(account, "a.json.gz"), [record(f"{account}-1")])
+    cfg = make_config(tmp_path, [{"type": "s3", "bucket": "trail", "regions": ["us-east-1"]}], aws_config)
+    collector = make_collector(cfg.sources[0], cfg, state)
+    assert source_id(cfg.sources[0]) == collector.source_id
+    window = CycleWindow(now=NOW, until=NOW, since=None, initial_lookback=timedelta(hours=24),
+                         overlap=timedelta(minutes=20))
+    batches = collector.batches(window)
+    first = next(batches)
+    assert first.span is collector.spans[0]
+    batches.close()  # as when storing that batch failed: the pipeline stops taking batches
+    assert [s.status for s in collector.spans] == ["ok", "partial", "partial"]
+    assert all(s.message.endswith(f"not read: cycle stopped at {UNITS[0]}/us-east-1") for s in collector.spans[1:])
