@@ -59,6 +59,9 @@ def _looks_like_object(line: bytes) -> bool:
 def _keep(record: Any, origin: str, position: str) -> Item | None:
     if not isinstance(record, dict):
         return BadInput(origin, position, f"not a JSON object but {type(record).__name__}")
+    name = record.get("eventName")
+    if name is not None and not isinstance(name, str):  # cannot tell whether it is ours: say so
+        return BadInput(origin, position, f"eventName is not a string but {type(name).__name__}")
     return RawRecord(record, origin, position) if is_assume_role_record(record) else None
 
 

@@ -19,7 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from itertools import islice
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -77,6 +77,9 @@ def ordered_map(pool: ThreadPoolExecutor, fn: Callable[[T], R], items: Iterable[
 
 
 class S3Collector(Collector):
+    # the object reader; a seam so tests can make reading one object fail in a way real input cannot
+    reader: Callable[[IO[bytes], str, str], Iterator[Item]] = staticmethod(read_stream)
+
     def _client(self) -> Any:
         return aws.client("s3", self.config.aws, max_pool_connections=max(10, self.source.max_workers))
 
@@ -233,7 +236,7 @@ class S3Collector(Collector):
         except AWS_ERRORS as exc:
             return key, None, [BadInput(origin, "object", f"cannot read: {exc}")]
         try:
-            return key, etag, list(read_stream(io.BytesIO(body), key, origin))
+            return key, etag, list(self.reader(io.BytesIO(body), key, origin))
         except Exception as exc:
             exc.add_note(f"while reading {origin}")  # the reader's own error does not say which object
             raise

@@ -42,7 +42,8 @@ class RecordError(ValueError):
 
 
 def is_assume_role_record(record: dict[str, Any]) -> bool:
-    return record.get("eventName") in ASSUME_ROLE_EVENTS and record.get("eventSource", "sts.amazonaws.com") in (
+    name = record.get("eventName")
+    return isinstance(name, str) and name in ASSUME_ROLE_EVENTS and record.get("eventSource", "sts.amazonaws.com") in (
         "sts.amazonaws.com",
         None,
     )

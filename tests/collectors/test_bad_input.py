@@ -42,7 +42,14 @@ def unknown_event_version(path: Path) -> tuple[str, str]:
     return str(path.with_suffix(".jsonl")), "line 2"
 
 
-@pytest.mark.parametrize("make_bad", [truncated_gzip, non_json_line, missing_event_id, unknown_event_version])
+def event_name_not_a_string(path: Path) -> tuple[str, str]:
+    recs = [record("e1"), record("e2", eventName=["AssumeRole"]), record("e3")]
+    path.with_suffix(".json").write_text(json.dumps({"Records": recs}))
+    return str(path.with_suffix(".json")), "Records[1]"
+
+
+@pytest.mark.parametrize("make_bad", [truncated_gzip, non_json_line, missing_event_id, unknown_event_version,
+                                      event_name_not_a_string])
 def test_bad_input_is_counted_reported_and_skipped(tmp_path: Path, state, caplog, make_bad) -> None:
     trail = tmp_path / "trail"
     trail.mkdir()
