@@ -29,6 +29,7 @@ from monitor.detect.monitor_health import (
     AccountObservation,
     AccountStreak,
     SourceObservation,
+    UnitKey,
     detect_monitor_health,
     fold_streaks,
 )
@@ -94,7 +95,7 @@ def observations(state: Any, runs: list[dict[str, Any]]) -> list[SourceObservati
         covered = [cov for rid in filter(None, run_ids) for cov in state.coverage(rid)]
         # rows from before `delivered` was counted know only the AssumeRole rows stored
         obs.extend(SourceObservation(c.source, at, c.status, c.records if c.delivered is None else c.delivered,
-                                     c.message) for c in covered)
+                                     c.message, c.account, c.region) for c in covered)
         # the cycle as a whole: failed when it died before any source reported, else it ran
         dead = not covered and run["status"] == "failed"
         obs.append(SourceObservation(WHOLE_CYCLE, at, "failed" if dead else "ok", 0,
@@ -184,20 +185,37 @@ def current_streaks(state: Any, config: Config) -> list[AccountStreak]:
     return [s for s in load_streaks(state) if s.via in vias]
 
 
+def silent_units(open_findings: list[Finding], config: Config) -> dict[UnitKey, datetime | None]:
+    """Units of configured sources whose silence is an open finding -> when they last delivered.
+
+    The open finding is what remembers that a unit delivered once the delivery has aged out of the
+    run history read: the history is `2 * max_silence_minutes` deep, a stopped trail stays stopped
+    for longer.
+    """
+    sources = {source_id(s) for s in config.sources if s.enabled}
+    out: dict[UnitKey, datetime | None] = {}
+    for f in open_findings:
+        d = f.details
+        if f.detector == DETECTOR and d.get("check") == "silence" and d.get("account_id") and d.get("source") in sources:
+            out[(d["source"], d["account_id"], d.get("region"))] = parse_time(d.get("last_records_at"))
+    return out
+
+
 def check_health(state: Any, config: Config, now: datetime) -> list[tuple[Finding, bool, Finding | None]]:
     """Store current monitor_health findings and resolve cleared ones; returns what to notify."""
     cfg = config.detectors.monitor_health
     if not cfg.enabled:
         return []
+    open_mine = [s.finding for s in state.findings(status="open") if s.finding.detector == DETECTOR]
     found = detect_monitor_health(observations(state, collect_runs(state, now, config)), now, cfg,
-                                  current_streaks(state, config))
+                                  current_streaks(state, config), silent_units(open_mine, config))
     current = {f.fingerprint for f in found}
     out = []
     with state.transaction():
         for f in found:
             is_new, prev = state.upsert_finding(f, "open", now)
             out.append((f, is_new, prev))
-        for stored in state.findings(status="open"):
-            if stored.finding.detector == DETECTOR and stored.finding.fingerprint not in current:
-                state.upsert_finding(stored.finding, "resolved", now)
+        for stale in open_mine:
+            if stale.fingerprint not in current:
+                state.upsert_finding(stale, "resolved", now)
     return out

@@ -7,7 +7,11 @@ Three incidents, all about the data feeding rolewatch rather than about AWS acti
   successfully (a stopped or misconfigured trail is itself a security incident). "Delivered"
   counts what the source read, AssumeRole-family or not (trail files for `local`/`s3`; events
   or rows returned for the others, whose filter runs where the data lives), never the
-  AssumeRole rows stored: a quiet account with a working trail is not a stopped trail;
+  AssumeRole rows stored: a quiet account with a working trail is not a stopped trail. A source
+  read per account/region (an S3 organisation trail) is also judged per unit: one member account
+  whose trail stopped is hidden by the other accounts' deliveries otherwise. Only a unit that
+  delivered before and then went quiet counts -- a region an account never delivered from (a
+  single-region trail, a disabled opt-in region) is not a stopped trail;
 - a member account rolewatch can no longer see: its audit role could not be assumed or its roles
   not listed (posture collection), or a source could not read its part of the trail (an S3
   account/region). Someone may have deleted or changed the audit role to hide what they do, so
@@ -23,7 +27,7 @@ the streaks the state keeps between rounds (and restarts).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -47,6 +51,11 @@ class SourceObservation:
     status: str  # ok | partial | failed (Coverage.status)
     delivered: int  # what the source delivered in that cycle, AssumeRole or not (Coverage.delivered)
     message: str | None = None
+    account: str | None = None  # the unit, for sources read per account/region (Coverage.account/region)
+    region: str | None = None
+
+
+UnitKey = tuple[str, str, str | None]  # (source, account, region)
 
 
 @dataclass(frozen=True)
@@ -104,8 +113,10 @@ def failed_streak_fingerprint(source: str) -> str:
     return fingerprint(DETECTOR, "failed_cycles", source)
 
 
-def silence_fingerprint(source: str) -> str:
-    return fingerprint(DETECTOR, "silence", source)
+def silence_fingerprint(source: str, account: str | None = None, region: str | None = None) -> str:
+    if account is None:  # unchanged for whole sources: their open findings keep their identity
+        return fingerprint(DETECTOR, "silence", source)
+    return fingerprint(DETECTOR, "silence", source, account, region)
 
 
 def _failed_streak(obs: list[SourceObservation], cfg: MonitorHealthConfig) -> Finding | None:
@@ -196,25 +207,90 @@ def _unreachable(streak: AccountStreak, cfg: MonitorHealthConfig) -> Finding:
     )
 
 
+def _unit_silence(unit: UnitKey, obs: list[SourceObservation], now: datetime, cfg: MonitorHealthConfig,
+                  known: bool, known_last: datetime | None, source_ok: bool, source_silent: bool) -> Finding | None:
+    """One account/region of a source: silent when it delivered before and nothing since the window began.
+
+    `known`: this unit's silence is already an open finding, with `known_last` its last delivery.
+    That is the memory of "delivered before" once the delivery has aged out of the history read:
+    without it the finding would turn into "never delivered" and resolve while the trail is still off.
+    """
+    window_start = now - timedelta(minutes=cfg.max_silence_minutes)
+    arrivals = [o.at for o in obs if o.delivered > 0] + ([known_last] if known_last is not None else [])
+    last = max(arrivals, default=None)
+    if last is None or last >= window_start:
+        return None  # never delivered (nothing to stop), or delivered recently
+    in_window = [o for o in obs if o.at >= window_start]
+    if known:
+        if not in_window and source_ok:
+            return None  # the source listed its units and this one was gone: out of scope now
+    else:
+        if not any(o.status != "failed" for o in in_window):
+            return None  # not read successfully: account_unreachable's business, not silence
+        if source_silent:
+            return None  # the whole source is silent: one finding for it, not one per unit
+    source, account, region = unit
+    minutes = int((now - last).total_seconds() // 60)
+    where = f"{account} {region}" if region else account
+    return Finding(
+        detector=DETECTOR,
+        severity="high",
+        title=f"account {where} stopped delivering CloudTrail to {source} for {minutes} minutes "
+              f"(is its trail stopped?)",
+        fingerprint=silence_fingerprint(source, account, region),
+        account_id=account,
+        first_seen=iso(last),
+        last_seen=iso(now),
+        count=max(len(in_window), 1),
+        details={
+            "check": "silence",
+            "source": source,
+            "account_id": account,
+            "region": region,
+            "silent_minutes": minutes,
+            "max_silence_minutes": cfg.max_silence_minutes,
+            "last_records_at": iso(last),
+        },
+    )
+
+
 def detect_monitor_health(
     observations: Iterable[SourceObservation], now: datetime, cfg: MonitorHealthConfig,
     unreachable: Iterable[AccountStreak] = (),
+    silent_units: Mapping[UnitKey, datetime | None] | None = None,
 ) -> list[Finding]:
-    """Findings about the sources (from their per-cycle observations) and about the accounts out of
-    sight (their current streaks: one finding each, whatever its length)."""
+    """Findings about the sources (from their per-cycle observations), their account/region units,
+    and the accounts out of sight (their current streaks: one finding each, whatever its length).
+
+    `silent_units`: the units whose silence is an open finding, with their last delivery (see
+    `_unit_silence`).
+    """
     if not cfg.enabled:
         return []
+    known = dict(silent_units or {})
     by_source: dict[str, list[SourceObservation]] = defaultdict(list)
     for o in observations:
         by_source[o.source].append(o)
     findings: list[Finding] = []
-    for source in sorted(by_source):
-        obs = sorted(by_source[source], key=lambda o: o.at)
-        checks = [_failed_streak(obs, cfg)]
-        if source != WHOLE_CYCLE:  # silence is a property of a source, not of the cycle
-            checks.append(_silence(obs, now, cfg))
-        for check in checks:
-            if check is not None:
-                findings.append(check)
+    for source in sorted(by_source.keys() | {u[0] for u in known}):
+        obs = sorted(by_source.get(source, []), key=lambda o: o.at)
+        source_silent = False
+        if obs:
+            checks = [_failed_streak(obs, cfg)]
+            if source != WHOLE_CYCLE:  # silence is a property of a source, not of the cycle
+                checks.append(_silence(obs, now, cfg))
+                source_silent = checks[-1] is not None
+            findings.extend(c for c in checks if c is not None)
+        window_start = now - timedelta(minutes=cfg.max_silence_minutes)
+        source_ok = any(o.status != "failed" and o.at >= window_start for o in obs)
+        by_unit: dict[UnitKey, list[SourceObservation]] = defaultdict(list)
+        for o in obs:
+            if o.account is not None:
+                by_unit[(source, o.account, o.region)].append(o)
+        for unit in sorted(by_unit.keys() | {u for u in known if u[0] == source}, key=lambda u: (u[1], u[2] or "")):
+            f = _unit_silence(unit, by_unit.get(unit, []), now, cfg, unit in known, known.get(unit),
+                              source_ok, source_silent)
+            if f is not None:
+                findings.append(f)
     findings.extend(_unreachable(s, cfg) for s in sorted(unreachable, key=lambda s: (s.account_id, s.via)))
     return findings

@@ -144,3 +144,60 @@ def test_a_cycles_coverage_says_which_accounts_a_source_could_not_read() -> None
         "222222222222", False, "read_source", "AccessDenied", ("eu-west-1",))
     # a source that failed before listing its accounts says nothing about them
     assert source_account_round([Coverage("r", "s3:trail/", None, None, "failed", message="NoSuchBucket")], NOW) is None
+
+
+def unit_cycles(units: dict[tuple[str, str], list[tuple[str, int]]], source: str = "s3:org/") -> list[SourceObservation]:
+    """Per account/region cycles ending at NOW, five minutes apart: (status, delivered) per cycle."""
+    return [SourceObservation(source, o.at, o.status, o.delivered, o.message, account, region)
+            for (account, region), pattern in units.items() for o in cycles(source, pattern)]
+
+
+def test_one_silent_unit_among_delivering_ones_is_its_own_finding_after_the_window() -> None:
+    busy = [("ok", 1)] * 20
+    stopped_at_minute_10 = [("ok", 1)] * 3 + [("ok", 0)] * 17  # last delivery 85 minutes before NOW
+    obs = unit_cycles({("111111111111", "us-east-1"): busy, ("222222222222", "eu-west-1"): stopped_at_minute_10,
+                       ("222222222222", "us-east-1"): busy})
+    [f] = detect_monitor_health(obs, NOW, CFG)
+    assert f.fingerprint == silence_fingerprint("s3:org/", "222222222222", "eu-west-1")
+    assert f.fingerprint != silence_fingerprint("s3:org/", "222222222222", "us-east-1") != silence_fingerprint("s3:org/")
+    assert (f.account_id, f.details["region"], f.details["silent_minutes"]) == ("222222222222", "eu-west-1", 85)
+    assert f.details["last_records_at"] == "2026-03-02T10:35:00Z" and f.first_seen == f.details["last_records_at"]
+    # 55 minutes after its last delivery it is not silence yet
+    assert detect_monitor_health(obs, NOW - timedelta(minutes=30), CFG) == []
+
+
+def test_a_unit_that_never_delivered_is_not_silent() -> None:
+    obs = unit_cycles({("111111111111", "us-east-1"): [("ok", 1)] * 30, ("111111111111", "ap-south-1"): [("ok", 0)] * 30})
+    assert detect_monitor_health(obs, NOW, CFG) == []
+
+
+def test_a_unit_it_cannot_read_is_not_called_silent() -> None:
+    obs = unit_cycles({("111111111111", "us-east-1"): [("ok", 1)] * 20,
+                       ("222222222222", "us-east-1"): [("ok", 1)] * 3 + [("failed", 0)] * 17})
+    assert detect_monitor_health(obs, NOW, CFG) == []
+
+
+def test_a_whole_silent_source_is_one_finding_not_one_per_unit_but_open_units_stay() -> None:
+    quiet = [("ok", 1)] * 3 + [("ok", 0)] * 17
+    obs = unit_cycles({(f"11111111111{i}", r): quiet for i in range(3) for r in ("us-east-1", "eu-west-1")})
+    [f] = detect_monitor_health(obs, NOW, CFG)
+    assert f.fingerprint == silence_fingerprint("s3:org/") and f.account_id is None
+    known = {("s3:org/", "111111111110", "us-east-1"): NOW - timedelta(hours=3)}
+    found = detect_monitor_health(obs, NOW, CFG, silent_units=known)
+    assert [(x.account_id, x.details.get("region")) for x in found] == [(None, None), ("111111111110", "us-east-1")]
+
+
+def test_an_open_unit_silence_outlives_the_history_until_the_unit_delivers_or_leaves() -> None:
+    unit = ("s3:org/", "222222222222", "eu-west-1")
+    known = {unit: NOW - timedelta(hours=5)}
+    others = {("111111111111", "us-east-1"): [("ok", 1)] * 12}
+    quiet = unit_cycles({**others, ("222222222222", "eu-west-1"): [("ok", 0)] * 12})
+    assert detect_monitor_health(quiet, NOW, CFG) == []  # the history alone no longer shows a delivery
+    [f] = detect_monitor_health(quiet, NOW, CFG, silent_units=known)
+    assert f.details["last_records_at"] == "2026-03-02T07:00:00Z" and f.details["silent_minutes"] == 300
+    unreadable = unit_cycles({**others, ("222222222222", "eu-west-1"): [("failed", 0)] * 12})
+    assert len(detect_monitor_health(unreadable, NOW, CFG, silent_units=known)) == 1  # not cleared by failing
+    back = unit_cycles({**others, ("222222222222", "eu-west-1"): [("ok", 0)] * 11 + [("ok", 1)]})
+    assert detect_monitor_health(back, NOW, CFG, silent_units=known) == []
+    gone = unit_cycles(others)  # the source listed its units and this one was not among them
+    assert detect_monitor_health(gone, NOW, CFG, silent_units=known) == []
