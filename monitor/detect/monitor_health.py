@@ -119,12 +119,22 @@ def silence_fingerprint(source: str, account: str | None = None, region: str | N
     return fingerprint(DETECTOR, "silence", source, account, region)
 
 
+def _by_cycle(obs: list[SourceObservation]) -> list[list[SourceObservation]]:
+    """Observations grouped by the cycle that made them, oldest first: a unit source has one row per unit."""
+    cycles: dict[datetime, list[SourceObservation]] = {}
+    for o in obs:
+        cycles.setdefault(o.at, []).append(o)
+    return [cycles[at] for at in sorted(cycles)]
+
+
 def _failed_streak(obs: list[SourceObservation], cfg: MonitorHealthConfig) -> Finding | None:
+    # a cycle failed when nothing of the source could be read; one account/region failing while the
+    # others are read is the account_unreachable check's business, and must not count three times
     streak: list[SourceObservation] = []
-    for o in reversed(obs):  # newest first
-        if o.status != "failed":
+    for rows in reversed(_by_cycle(obs)):  # newest first
+        if any(o.status != "failed" for o in rows):
             break
-        streak.append(o)
+        streak.append(rows[0])
     if len(streak) < cfg.failed_cycles:
         return None
     source, newest, oldest = obs[-1].source, streak[0], streak[-1]

@@ -48,6 +48,21 @@ def test_a_success_breaks_the_streak() -> None:
     assert detect_monitor_health(obs, NOW, CFG) == []
 
 
+def test_failed_cycles_counts_cycles_not_the_units_of_one_cycle() -> None:
+    one_cycle = [SourceObservation("s3:org/", NOW, "failed", 0, "AccessDenied", account, "us-east-1")
+                 for account in ("111111111111", "222222222222", "333333333333")]
+    assert detect_monitor_health(one_cycle, NOW, CFG) == []
+    # three cycles in which one unit failed and another was read: the source as a whole works
+    mixed = unit_cycles({("111111111111", "us-east-1"): [("failed", 0)] * 3,
+                         ("222222222222", "us-east-1"): [("ok", 1)] * 3})
+    assert [f for f in detect_monitor_health(mixed, NOW, CFG) if f.details["check"] == "failed_cycles"] == []
+    # three cycles in which every unit failed
+    dead = unit_cycles({("111111111111", "us-east-1"): [("ok", 1)] + [("failed", 0)] * 3,
+                        ("222222222222", "us-east-1"): [("ok", 1)] + [("failed", 0)] * 3})
+    [f] = [f for f in detect_monitor_health(dead, NOW, CFG) if f.details["check"] == "failed_cycles"]
+    assert f.count == 3 and f.first_seen == "2026-03-02T11:50:00Z"
+
+
 def test_streak_fingerprint_is_stable_as_the_streak_grows() -> None:
     a = detect_monitor_health(cycles("x", [("failed", 0)] * 3), NOW, CFG)
     b = detect_monitor_health(cycles("x", [("failed", 0)] * 5), NOW, CFG)
