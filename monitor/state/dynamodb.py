@@ -13,6 +13,7 @@ Single-table design. Every item has `pk` / `sk`; items that must be listed in or
     finding         finding#<fp>        -               finding             <updated_at>#<fp>
     outbox row      outbox#<notifier>   <fingerprint>   outbox              <seq>
     document        doc#<namespace>     <key>
+    document part   docpart#<ns+key>    <version>#<n>
     lock            lock#<name>         -
 
 The event item doubles as the seen-ID record (TTL: event time + `seen_retention_days`), so
@@ -24,12 +25,21 @@ with checkpoints and processed-file marks written last: a crash mid-flush leaves
 behind, the batch is read again, and the event items already written keep it from counting twice
 -- the same guarantee the SQLite backend gives. An exception discards the buffer.
 
+Documents (`put_json`) must fit DynamoDB's 400 KB item limit, and a posture inventory of a whole
+Organization does not. Up to ~350 KB of JSON stays one item with the text in `value` (the original
+layout, so older releases still read it); larger JSON is zlib-compressed into `zbody`; still too big,
+the compressed bytes are split into part items under a fresh version id in the document's own part
+partition, and the head item (`version`, `parts`, `sha256`) is written only after every part: the
+head write is atomic, so a reader sees the old or the new document, never a mix. Old versions' parts
+are deleted after the flip; if that is cut short, the next write of the document deletes them.
+
 Locks are conditional writes with an expiry, renewed by a background thread while held; a holder
 that dies without releasing is taken over once its lease runs out.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import logging
@@ -38,6 +48,7 @@ import socket
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -68,6 +79,20 @@ _ser, _de = TypeSerializer(), TypeDeserializer()
 _seq = itertools.count()
 
 Key = tuple[str, str]
+
+# the item limit is 400 KB including attribute names and keys (up to ~3 KB here): 350 KB of value leaves room
+DOC_INLINE_MAX = 350_000
+DOC_PART_BYTES = 350_000
+DOC_PARTS = "docpart#"
+
+
+def _doc_parts_pk(namespace: str, key: str) -> str:
+    # JSON-quoted so a '#' inside a namespace or key cannot make two documents share a part partition
+    return DOC_PARTS + json.dumps([namespace, key], separators=(",", ":"))
+
+
+class _StaleHead(Exception):
+    """The parts a head item names are gone: a writer replaced the document between our two reads."""
 
 
 def _now_iso() -> str:
@@ -277,11 +302,17 @@ class DynamoState(ReentrantTransactions):
         assert self._buffer is not None
         ops = list(self._buffer.items())
         self._buffer = None
-        # progress markers last: a crash before them means the batch is read again
-        last = [op for op in ops if op[0][0].startswith(("ckpt#", "files#"))]
-        first = [op for op in ops if not op[0][0].startswith(("ckpt#", "files#"))]
-        self._batch_write(first)
-        self._batch_write(last)
+
+        def stage(op: tuple[Key, dict[str, Any] | None]) -> int:
+            (pk, _), item = op
+            if pk.startswith(DOC_PARTS):
+                # a document's new parts before the head that names them, the old ones after it
+                return 0 if item is not None else 3
+            # progress markers after the data: a crash before them means the batch is read again
+            return 2 if pk.startswith(("ckpt#", "files#")) else 1
+
+        for n in range(4):
+            self._batch_write([op for op in ops if stage(op) == n])
 
     @contextmanager
     def lock(self, name: str = "service", *, wait: bool = False) -> Iterator[None]:
@@ -521,18 +552,100 @@ class DynamoState(ReentrantTransactions):
 
     def get_json(self, namespace: str, key: str) -> Any | None:
         item = self._get(f"doc#{namespace}", key)
-        return json.loads(item["value"]) if item else None
+        return self._read_doc(namespace, key, item) if item else None
 
     def put_json(self, namespace: str, key: str, value: Any) -> None:
-        self._put({"pk": f"doc#{namespace}", "sk": key, "value": json.dumps(value, default=str),
-                   "updated_at": _now_iso()})
+        head, parts = self._doc_items(namespace, key, value)
+        self._write_doc_parts(parts)
+        self._put(head)  # the flip: from here on readers get the new document
+        self._drop_doc_parts(_doc_parts_pk(namespace, key), keep=head.get("version"))
 
     def iter_json(self, namespace: str) -> Iterator[tuple[str, Any]]:
+        # part items live in their own partitions, so this partition holds whole documents' heads only
         for item in list(self._query(f"doc#{namespace}")):
-            yield item["sk"], json.loads(item["value"])
+            yield item["sk"], self._read_doc(namespace, item["sk"], item)
 
     def delete_json(self, namespace: str, key: str) -> None:
         self._delete(f"doc#{namespace}", key)
+        self._drop_doc_parts(_doc_parts_pk(namespace, key), keep=None)
+
+    def _doc_items(self, namespace: str, key: str, value: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The head item and the part items (none for a document that fits one item) that store `value`."""
+        text = json.dumps(value, default=str)
+        head: dict[str, Any] = {"pk": f"doc#{namespace}", "sk": key, "updated_at": _now_iso()}
+        raw = text.encode()
+        if len(raw) <= DOC_INLINE_MAX:
+            head["value"] = text
+            return head, []
+        packed = zlib.compress(raw, 6)
+        if len(packed) <= DOC_INLINE_MAX:
+            head["zbody"] = packed
+            return head, []
+        version = uuid.uuid4().hex
+        chunks = [packed[i : i + DOC_PART_BYTES] for i in range(0, len(packed), DOC_PART_BYTES)]
+        head.update(version=version, parts=len(chunks), sha256=hashlib.sha256(packed).hexdigest())
+        pk = _doc_parts_pk(namespace, key)
+        return head, [{"pk": pk, "sk": f"{version}#{n:05d}", "version": version, "data": chunk}
+                      for n, chunk in enumerate(chunks)]
+
+    def _write_doc_parts(self, parts: list[dict[str, Any]]) -> None:
+        with self._mutex:
+            if self._buffer is not None:
+                for part in parts:
+                    self._put(part)
+                return
+        self._batch_write([((p["pk"], p["sk"]), p) for p in parts])
+
+    def _drop_doc_parts(self, parts_pk: str, keep: str | None) -> None:
+        """Delete a document's parts of every version but `keep`: the old version's and any a crash left."""
+        with self._mutex:
+            if self._buffer is not None:
+                for item in list(self._query(parts_pk)):
+                    if item["version"] != keep:
+                        self._delete(item["pk"], item["sk"])
+                return
+        try:
+            # keys only: reading the parts' data just to delete them would cost the document's size again
+            stale = [((parts_pk, raw["sk"]["S"]), None)
+                     for page in self._ddb.get_paginator("query").paginate(
+                         TableName=self.table, KeyConditionExpression="pk = :p",
+                         ExpressionAttributeValues={":p": {"S": parts_pk}}, ProjectionExpression="sk",
+                         ConsistentRead=True)
+                     for raw in page["Items"] if raw["sk"]["S"].split("#", 1)[0] != keep]
+            self._batch_write(stale)  # type: ignore[arg-type]
+        except ClientError:
+            # the new document is already in place; the leftovers are unreferenced and the next write retries
+            log.warning("could not delete old parts of %s; the next write of it retries", parts_pk, exc_info=True)
+
+    def _read_doc(self, namespace: str, key: str, head: dict[str, Any]) -> Any:
+        for _ in range(5):
+            try:
+                return json.loads(self._doc_text(namespace, key, head))
+            except _StaleHead:
+                # replaced (or deleted) between reading the head and its parts: read the new one instead
+                fresh = self._get(f"doc#{namespace}", key)
+                if fresh is None:
+                    return None
+                if fresh.get("version") == head.get("version"):
+                    raise ValueError(f"document {namespace}/{key} is damaged: parts of version "
+                                     f"{head.get('version')} are missing") from None
+                head = fresh
+        raise RuntimeError(f"document {namespace}/{key} kept changing while being read")
+
+    def _doc_text(self, namespace: str, key: str, head: dict[str, Any]) -> str | bytes:
+        if "value" in head:
+            return head["value"]  # type: ignore[no-any-return]
+        if "zbody" in head:
+            return zlib.decompress(bytes(head["zbody"]))
+        pk, version = _doc_parts_pk(namespace, key), head["version"]
+        keys = [(pk, f"{version}#{n:05d}") for n in range(int(head["parts"]))]
+        found = self._get_many(keys)
+        if len(found) != len(keys):
+            raise _StaleHead
+        packed = b"".join(bytes(found[k]["data"]) for k in keys)
+        if hashlib.sha256(packed).hexdigest() != head["sha256"]:
+            raise ValueError(f"document {namespace}/{key} is damaged: its parts do not match the checksum")
+        return zlib.decompress(packed)
 
     # ------------------------------------------------------------------ alert outbox
 

@@ -1,0 +1,179 @@
+"""Documents past DynamoDB's 400 KB item limit: compressed, split into parts, flipped atomically (moto over HTTP)."""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from typing import Any
+
+import pytest
+
+from monitor.state.dynamodb import DOC_PARTS, DynamoState, ensure_table
+
+ITEM_LIMIT = 400 * 1024
+
+
+@pytest.fixture
+def st(dynamodb_client: Any) -> DynamoState:
+    table = f"rolewatch-{uuid.uuid4().hex[:8]}"
+    ensure_table(dynamodb_client, table)
+    return DynamoState(dynamodb_client, table)
+
+
+def posture_like(roles: int, seed: int) -> dict[str, Any]:
+    """A posture inventory shaped like posture/latest; random ids keep it from compressing to nothing."""
+    rnd = random.Random(seed)
+    out = []
+    for n in range(roles):
+        account = f"{rnd.randrange(10**12):012d}"
+        out.append({
+            "arn": f"arn:aws:iam::{account}:role/team-{n}-{rnd.getrandbits(64):016x}",
+            "role_id": f"AROA{rnd.getrandbits(80):020X}",
+            "created": f"2025-{rnd.randint(1, 12):02d}-{rnd.randint(1, 28):02d}T00:00:00Z",
+            "trust_policy": {"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow",
+                "Principal": {"AWS": [f"arn:aws:iam::{rnd.randrange(10**12):012d}:root" for _ in range(3)]},
+                "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"sts:ExternalId": f"{rnd.getrandbits(128):032x}"}},
+            }]},
+            "tags": {"owner": f"user{rnd.randrange(10**6)}", "cost": rnd.random()},
+        })
+    return {"generated_at": "2026-11-29T00:00:00Z", "roles": out}
+
+
+def scan(st: DynamoState) -> list[dict[str, Any]]:
+    pages = st._ddb.get_paginator("scan").paginate(TableName=st.table)
+    return [item for page in pages for item in page["Items"]]
+
+
+def item_size(raw: dict[str, Any]) -> int:
+    """DynamoDB's item size: attribute names plus values (numbers counted generously)."""
+    size = 0
+    for name, value in raw.items():
+        ((kind, v),) = value.items()
+        size += len(name.encode())
+        size += len(v) if kind == "B" else len(v.encode()) if kind == "S" else 21 if kind == "N" else 1
+    return size
+
+
+def part_items(st: DynamoState) -> list[dict[str, Any]]:
+    return [i for i in scan(st) if i["pk"]["S"].startswith(DOC_PARTS)]
+
+
+def test_a_5mb_document_round_trips_in_items_under_the_limit(st: DynamoState) -> None:
+    doc = posture_like(10_000, seed=1)
+    assert len(json.dumps(doc)) > 5_000_000
+    st.put_json("posture", "latest", doc)
+    assert st.get_json("posture", "latest") == doc
+    assert DynamoState(st._ddb, st.table).get_json("posture", "latest") == doc  # another handle, nothing cached
+    items = scan(st)
+    assert len(part_items(st)) >= 2  # compression alone did not make it fit: the split path ran
+    assert max(item_size(i) for i in items) < ITEM_LIMIT
+
+
+def test_iter_json_returns_whole_documents_only(st: DynamoState) -> None:
+    big, other = posture_like(6000, seed=2), posture_like(6000, seed=3)
+    st.put_json("posture", "latest", big)
+    st.put_json("posture", "a-small", {"n": 1})
+    st.put_json("posture-archive", "latest", other)  # a namespace whose name starts like this one
+    assert list(st.iter_json("posture")) == [("a-small", {"n": 1}), ("latest", big)]
+    assert list(st.iter_json("posture-archive")) == [("latest", other)]
+
+
+def test_overwriting_a_large_document_leaves_no_stale_parts(st: DynamoState) -> None:
+    st.put_json("posture", "latest", posture_like(6000, seed=4))
+    newer = posture_like(5000, seed=5)
+    st.put_json("posture", "latest", newer)
+    assert st.get_json("posture", "latest") == newer
+    versions = {i["version"]["S"] for i in part_items(st)}
+    head = st._get("doc#posture", "latest")
+    assert head is not None and versions == {head["version"]}
+    st.put_json("posture", "latest", {"roles": []})  # small again: one plain item, every part gone
+    assert st.get_json("posture", "latest") == {"roles": []}
+    assert part_items(st) == []
+    assert list(st.iter_json("posture")) == [("latest", {"roles": []})]
+
+
+def test_a_crash_before_the_head_flip_leaves_the_old_document(st: DynamoState) -> None:
+    old = posture_like(6000, seed=6)
+    st.put_json("posture", "latest", old)
+    head, parts = st._doc_items("posture", "latest", posture_like(7000, seed=7))
+    st._write_doc_parts(parts)  # the crash: new parts written, head never flipped
+    assert len(part_items(st)) > len(parts)
+    reader = DynamoState(st._ddb, st.table)
+    assert reader.get_json("posture", "latest") == old
+    assert list(reader.iter_json("posture")) == [("latest", old)]
+    newest = posture_like(6500, seed=8)
+    st.put_json("posture", "latest", newest)  # the next write sweeps the orphans too
+    current = st._get("doc#posture", "latest")
+    assert current is not None and {i["version"]["S"] for i in part_items(st)} == {current["version"]}
+    assert head["version"] != current["version"]
+    assert reader.get_json("posture", "latest") == newest
+
+
+def test_a_crash_while_writing_a_small_document_over_a_large_one_keeps_the_large_one(st: DynamoState) -> None:
+    old = posture_like(6000, seed=9)
+    st.put_json("posture", "latest", old)
+    parts_before = part_items(st)
+    head, parts = st._doc_items("posture", "latest", {"roles": []})
+    assert parts == [] and "value" in head
+    assert st.get_json("posture", "latest") == old and part_items(st) == parts_before
+
+
+def test_documents_in_the_original_single_item_layout_still_read(st: DynamoState) -> None:
+    st._ddb.put_item(TableName=st.table, Item={"pk": {"S": "doc#baselines"}, "sk": {"S": "ips"},
+                                               "value": {"S": '{"role": ["10.0.0.0/24"]}'},
+                                               "updated_at": {"S": "2026-01-01T00:00:00Z"}})
+    assert st.get_json("baselines", "ips") == {"role": ["10.0.0.0/24"]}
+    assert list(st.iter_json("baselines")) == [("ips", {"role": ["10.0.0.0/24"]})]
+    big = posture_like(6000, seed=10)
+    st.put_json("baselines", "ips", big)  # replaced by a split document: the plain value is gone with it
+    head = st._get("doc#baselines", "ips")
+    assert head is not None and "value" not in head and st.get_json("baselines", "ips") == big
+
+
+def test_a_compressible_large_document_is_one_compressed_item(st: DynamoState) -> None:
+    doc = {"roles": [{"arn": f"arn:aws:iam::111111111111:role/r{n}", "trust": "same"} for n in range(20000)]}
+    st.put_json("posture", "latest", doc)
+    head = st._get("doc#posture", "latest")
+    assert head is not None and "zbody" in head and "value" not in head and part_items(st) == []
+    assert st.get_json("posture", "latest") == doc
+
+
+def test_delete_removes_the_parts_too(st: DynamoState) -> None:
+    st.put_json("posture", "latest", posture_like(6000, seed=11))
+    st.delete_json("posture", "latest")
+    assert st.get_json("posture", "latest") is None and part_items(st) == [] and scan(st) == []
+
+
+def test_a_missing_part_is_reported_not_returned_as_a_partial_document(st: DynamoState) -> None:
+    st.put_json("posture", "latest", posture_like(6000, seed=12))
+    victim = part_items(st)[0]
+    st._ddb.delete_item(TableName=st.table, Key={"pk": victim["pk"], "sk": victim["sk"]})
+    with pytest.raises(ValueError, match="posture/latest is damaged"):
+        st.get_json("posture", "latest")
+
+
+def test_a_reader_whose_head_was_replaced_reads_the_new_document(st: DynamoState) -> None:
+    st.put_json("posture", "latest", posture_like(6000, seed=13))
+    stale_head = st._get("doc#posture", "latest")
+    newer = posture_like(6000, seed=14)
+    st.put_json("posture", "latest", newer)  # deletes the parts stale_head names
+    assert stale_head is not None
+    assert st._read_doc("posture", "latest", stale_head) == newer
+
+
+def test_large_documents_in_a_transaction_commit_together_or_not_at_all(st: DynamoState) -> None:
+    big = posture_like(6000, seed=15)
+    with pytest.raises(RuntimeError), st.transaction():
+        st.put_json("posture", "latest", big)
+        assert st.get_json("posture", "latest") == big  # reads inside see the buffered parts
+        raise RuntimeError("crash before commit")
+    assert st.get_json("posture", "latest") is None and scan(st) == []
+    with st.transaction():
+        st.put_json("posture", "latest", posture_like(6000, seed=16))
+        st.put_json("posture", "latest", big)  # the first version's parts never reach the table
+    assert st.get_json("posture", "latest") == big
+    head = st._get("doc#posture", "latest")
+    assert head is not None and {i["version"]["S"] for i in part_items(st)} == {head["version"]}
