@@ -651,7 +651,8 @@ class DynamoState(ReentrantTransactions):
 
     @staticmethod
     def _outbox_item(item: dict[str, Any]) -> OutboxItem:
-        return OutboxItem(int(item["id"]), item["sk"], item["notifier"], json.loads(item["payload"]),
+        payload = item["payload"] if "payload" in item else zlib.decompress(bytes(item["payload_z"]))
+        return OutboxItem(int(item["id"]), item["sk"], item["notifier"], json.loads(payload),
                           int(item["attempts"]), item["status"], item.get("last_error"),
                           json.loads(item["receipt"]) if item.get("receipt") else None, item["created_at"],
                           item["updated_at"], item.get("sent_at"))
@@ -668,7 +669,15 @@ class DynamoState(ReentrantTransactions):
             elif item["status"] == "sent":  # re-armed: a new delivery, counted afresh
                 item["attempts"] = 0
                 item.pop("last_error", None)
-            item.update(payload=json.dumps(payload, default=str), status=status, updated_at=stamp)
+            text = json.dumps(payload, default=str)
+            item.pop("payload", None)
+            item.pop("payload_z", None)
+            if len(text.encode()) <= DOC_INLINE_MAX:
+                item["payload"] = text
+            else:
+                # a digest carries a whole period's findings; compressed, 2-7x more JSON fits (not unlimited)
+                item["payload_z"] = zlib.compress(text.encode(), 6)
+            item.update(status=status, updated_at=stamp)
             self._put(item)
 
     def outbox_get(self, fingerprint: str, notifier: str) -> OutboxItem | None:

@@ -177,3 +177,44 @@ def test_large_documents_in_a_transaction_commit_together_or_not_at_all(st: Dyna
     assert st.get_json("posture", "latest") == big
     head = st._get("doc#posture", "latest")
     assert head is not None and {i["version"]["S"] for i in part_items(st)} == {head["version"]}
+
+
+def test_a_crash_mid_commit_leaves_the_old_document_readable(st: DynamoState) -> None:
+    old = posture_like(6000, seed=17)
+    st.put_json("posture", "latest", old)
+    flushes: list[int] = []
+    real_batch_write = st._batch_write
+
+    def crash_after_the_first_flush(ops: list[Any]) -> None:
+        if flushes:
+            raise ConnectionError("process killed mid-commit")
+        flushes.append(len(ops))
+        real_batch_write(ops)
+
+    st._batch_write = crash_after_the_first_flush  # type: ignore[method-assign]
+    with pytest.raises(ConnectionError), st.transaction():
+        st.put_json("posture", "latest", posture_like(7000, seed=18))
+    assert flushes and flushes[0] > 0  # the new parts did reach the table before the crash
+    assert DynamoState(st._ddb, st.table).get_json("posture", "latest") == old
+
+
+def test_an_outbox_payload_past_the_item_limit_is_stored_compressed(st: DynamoState) -> None:
+    from datetime import UTC, datetime
+
+    now = datetime(2026, 3, 2, tzinfo=UTC)
+    rnd = random.Random(19)
+    digest = {"kind": "digest", "findings": [
+        {"fingerprint": f"{rnd.getrandbits(64):016x}", "title": "role assumed from a new IP " * 4,
+         "event_ids": [f"{rnd.getrandbits(32):08x}-0000-4000-8000-000000000000" for _ in range(20)]}
+        for _ in range(1500)]}
+    assert len(json.dumps(digest)) > ITEM_LIMIT
+    st.outbox_put("digest:2026-03-02", "slack", digest, "pending", now)
+    st.outbox_mark("digest:2026-03-02", "slack", "sending", now)  # read, changed and written back whole
+    got = st.outbox_get("digest:2026-03-02", "slack")
+    assert got is not None and got.payload == digest and got.attempts == 1
+    assert [o.payload for o in st.outbox_items(["sending"])] == [digest]
+    assert max(item_size(i) for i in scan(st)) < ITEM_LIMIT
+    st.outbox_put("digest:2026-03-02", "slack", {"kind": "digest", "findings": []}, "pending", now)
+    raw = st._get("outbox#slack", "digest:2026-03-02")
+    assert raw is not None and "payload_z" not in raw
+    assert st.outbox_get("digest:2026-03-02", "slack").payload == {"kind": "digest", "findings": []}  # type: ignore[union-attr]

@@ -96,6 +96,22 @@ def test_json_documents(store) -> None:
     assert [k for k, _ in store.iter_json("baselines")] == ["ips"]
 
 
+def test_json_documents_of_several_megabytes(store) -> None:
+    """Bigger than one DynamoDB item even compressed: an Organization's role inventory."""
+    big = {"roles": [{"arn": f"arn:aws:iam::{n:012d}:role/r-{uuid.uuid4().hex}", "external_id": uuid.uuid4().hex,
+                      "principals": [uuid.uuid4().hex for _ in range(4)]} for n in range(15000)]}
+    store.put_json("posture", "latest", big)
+    store.put_json("posture", "b-small", {"n": 1})
+    assert store.get_json("posture", "latest") == big
+    assert list(store.iter_json("posture")) == [("b-small", {"n": 1}), ("latest", big)]
+    store.put_json("posture", "latest", {"roles": []})
+    assert list(store.iter_json("posture")) == [("b-small", {"n": 1}), ("latest", {"roles": []})]
+    store.put_json("posture", "latest", big)
+    store.delete_json("posture", "latest")
+    assert store.get_json("posture", "latest") is None
+    assert list(store.iter_json("posture")) == [("b-small", {"n": 1})]
+
+
 # --------------------------------------------------------------------------- events
 
 
