@@ -22,6 +22,7 @@ import pandas as pd
 
 from monitor.collectors.base import RECORDS_PER_BATCH, BadInput, Batch, Collector, CycleWindow, Span
 from monitor.config import Config, source_id
+from monitor.coverage_summary import capped, render_source, summarise
 from monitor.events.merge import merge_shared_copies
 from monitor.events.normalise import RecordError, normalise, parse_event_time
 from monitor.events.schema import frame_from_rows
@@ -376,12 +377,9 @@ def format_summary(result: CycleResult) -> str:
         f"{len(result.findings)} finding(s) new or updated, {len(result.suppressed)} suppressed",
         "coverage:",
     ]
-    for c in result.coverage:
-        where = " ".join(p for p in (c.account, c.region) if p)
-        span = f"{c.start or '?'} .. {c.end or '?'}"
-        msg = f" ({c.message})" if c.message else ""
-        lines.append(f"  {c.source}{' ' + where if where else ''}  {span}  {c.status}  "
-                     f"{c.records} stored, {c.skipped} skipped, {c.delivered} delivered{msg}")
+    for name, summary in summarise(result.coverage).items():
+        lines += render_source(summary.as_dict(), name, once=True)
     lines += [f"notice: {n}" for n in result.notices]
-    lines += [f"error: {e}" for e in result.errors]
+    # each unit that failed is an error too: capped like the unit lists above, which name them
+    lines += capped([f"error: {e}" for e in result.errors], "error(s)")
     return "\n".join(lines)

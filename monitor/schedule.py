@@ -38,6 +38,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.config import Config, ConfigError, JobSchedule, ScheduleConfig
+from monitor.coverage_summary import UNIT_LIST_CAP
 from monitor.findings import iso
 from monitor.health import HEARTBEAT_SECONDS, check_health, parse_time, write_heartbeat
 from monitor.logs import run_id_var, setup_logging
@@ -281,13 +282,23 @@ class Service:
             return JobOutcome("skipped", {"reason": "monitor.posture.store not available"})
         from monitor.posture import store
 
+        if not self.config.posture.enabled:
+            # collect_posture hands back the last posture unchanged: its errors are not this run's
+            return JobOutcome("skipped", {"reason": "[posture] enabled = false"})
         now = self.clock()
         posture = store.collect_posture(self.config, self.state, now=now)
         # an account it could not reach is alerted now, not at the next collection cycle
         health = self.health(now)
-        # accounts it could not reach are reported by monitor_health; they do not fail the job
-        return JobOutcome("ok", {**posture_stats(posture), "accounts_failed": len(posture.errors),
-                                 "health_findings": len(health)})
+        stats = {**posture_stats(posture), **posture_failures(posture), "health_findings": len(health)}
+        # accounts it could not reach are monitor_health findings; the run says it is incomplete
+        # (partial) without failing `once`, and fails only when it reached no account at all
+        result = "ok"
+        if posture.errors:
+            reached = [a for a in posture.accounts if a not in posture.errors]
+            result = "partial" if reached else "failed"
+            if not reached:
+                stats["error"] = f"no account could be reached ({len(posture.errors)} tried)"
+        return JobOutcome(result, stats)
 
     def job_due_at(self, name: str, now: datetime) -> datetime | None:
         """When a job falls due after its last recorded run, whatever its result (as in `run`, a failed
@@ -345,6 +356,29 @@ def posture_stats(posture: Any) -> dict[str, int]:
     """Counts only: a posture holds trust policies, whose conditions may carry ExternalIds."""
     return {"accounts": len(posture.accounts), "roles": len(posture.roles),
             "analyzer_findings": len(posture.analyzer_findings)}
+
+
+# accounts a posture run record names with their error; the rest are counted. A run record is one
+# DynamoDB item (400 KB at most), and an organisation can lose thousands of accounts at once.
+FAILED_ACCOUNTS_KEPT = 100
+
+
+def posture_failures(posture: Any) -> dict[str, Any]:
+    """The accounts not reached and why (the errors are redacted where they are caught)."""
+    failed = sorted(posture.errors.items())
+    return {"accounts_failed": len(failed),
+            "failed_accounts": [{"account": a, "error": e} for a, e in failed[:FAILED_ACCOUNTS_KEPT]]}
+
+
+def posture_lines(result: str, stats: dict[str, Any], indent: str = "  ") -> list[str]:
+    """A posture run's counts and the accounts it did not reach, for `once` and `status`."""
+    head = (f"{stats['accounts']} account(s), {stats['roles']} role(s), {stats['analyzer_findings']} analyzer "
+            f"finding(s), {stats['accounts_failed']} account(s) not reached")
+    lines = [f"{indent}not reached {f['account']}: {f['error']}"
+             for f in stats.get("failed_accounts", [])[:UNIT_LIST_CAP]]
+    if (more := stats["accounts_failed"] - len(lines)) > 0:  # also those the run record only counts
+        lines.append(f"{indent}... and {more} more account(s) not reached")
+    return [head if result == "ok" else f"{result}: {head}", *lines]
 
 
 # --------------------------------------------------------------------------- the process
@@ -427,10 +461,9 @@ def format_tick(tick: Tick, mode: PostureMode, health: list[dict[str, Any]]) -> 
              else f"cycle {collect.result}: {collect.stats.get('error')}"]
     if tick.posture is not None:
         stats = tick.posture.stats
-        if tick.posture.result == "ok":
-            lines.append(f"posture: {stats['accounts']} account(s), {stats['roles']} role(s), "
-                         f"{stats['analyzer_findings']} analyzer finding(s), "
-                         f"{stats['accounts_failed']} account(s) not reached")
+        if "accounts_failed" in stats:  # it collected, reaching all, some or none of the accounts
+            head, *rest = posture_lines(tick.posture.result, stats)
+            lines += [f"posture: {head}", *rest]
         else:
             lines.append(f"posture: {tick.posture.result}: {stats.get('error') or stats.get('reason')}")
     elif mode == "never":

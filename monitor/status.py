@@ -13,9 +13,10 @@ import json
 from datetime import datetime
 from typing import Any
 
+from monitor.coverage_summary import capped, render_source, summarise
 from monitor.detect.monitor_health import DETECTOR
 from monitor.health import HEARTBEAT_KEY, HEARTBEAT_NS, NON_COLLECT_JOBS, heartbeat_health, parse_time
-from monitor.schedule import JOB_NAMES, utc_now
+from monitor.schedule import JOB_NAMES, posture_lines, utc_now
 
 
 def _errors(stats: dict[str, Any]) -> list[str]:
@@ -32,7 +33,7 @@ def _job_summary(run: dict[str, Any]) -> dict[str, Any]:
     duration = stats.get("duration_seconds")
     if duration is None and started and finished:
         duration = (finished - started).total_seconds()
-    return {
+    summary = {
         "run_id": run["run_id"],
         "started_at": run["started_at"],
         "finished_at": run["finished_at"],
@@ -42,6 +43,12 @@ def _job_summary(run: dict[str, Any]) -> dict[str, Any]:
         "findings": stats.get("findings"),
         "errors": _errors(stats),
     }
+    if "accounts_failed" in stats:  # a posture run that collected: which accounts it could not reach
+        summary["posture"] = {k: stats.get(k) for k in POSTURE_KEYS}
+    return summary
+
+
+POSTURE_KEYS = ("accounts", "roles", "analyzer_findings", "accounts_failed", "failed_accounts")
 
 
 BACKLOG_STATUSES = ("pending", "sending", "failed")  # `held` rows wait for their digest on purpose
@@ -81,16 +88,12 @@ def gather_status(state: Any, now: datetime) -> dict[str, Any]:
             jobs.setdefault(name, {"result": "never run"})["next_run"] = next_runs.get(name)
     sources: dict[str, Any] = {}
     collect_runs = [r for r in recent if r["job"] not in NON_COLLECT_JOBS][:20]
-    for run in collect_runs:
+    for run in collect_runs:  # newest first: each source is summarised from the last cycle that covered it
         stats = run.get("stats") or {}
-        for rid in dict.fromkeys(filter(None, [run["run_id"], stats.get("cycle_run_id")])):
-            for cov in state.coverage(rid):
-                sources.setdefault(cov.source, {
-                    "run_id": cov.run_id, "status": cov.status, "start": cov.start, "end": cov.end,
-                    "records": cov.records, "delivered": cov.delivered, "skipped": cov.skipped,
-                    "message": cov.message,
-                    "account": cov.account, "region": cov.region,
-                })
+        rows = [cov for rid in dict.fromkeys(filter(None, [run["run_id"], stats.get("cycle_run_id")]))
+                for cov in state.coverage(rid)]
+        for name, summary in summarise(rows).items():
+            sources.setdefault(name, summary.as_dict())
     return {
         "healthy": healthy,
         "service": why,
@@ -114,8 +117,12 @@ def render_text(status: dict[str, Any]) -> str:
             f"{f'{dur:.1f}s' if dur is not None else '-':>9} {_n(j.get('events_new')):>7} "
             f"{_n(j.get('findings')):>8}  {j.get('next_run') or '-'}"
         )
-        for err in j.get("errors") or []:
-            lines.append(f"           error: {err}")
+        posture = j.get("posture")
+        if posture and posture["accounts_failed"]:
+            lines += [f"           {line.strip()}" for line in
+                      posture_lines(j["result"], {**posture, "failed_accounts": posture["failed_accounts"] or []})]
+        # a cycle of an organisation trail can fail thousands of units: the sources below name them
+        lines += capped([f"           error: {err}" for err in j.get("errors") or []], "error(s)")
     if not status["jobs"]:
         lines.append("(no runs recorded)")
     lines.append("")
@@ -126,10 +133,7 @@ def render_text(status: dict[str, Any]) -> str:
         lines.append("")
         lines.append("sources (last coverage):")
         for name, c in status["sources"].items():
-            lines.append(f"  {name}: {c['status']} {c['start'] or '?'} .. {c['end'] or '?'}, {c['records']} records"
-                         + (f", {c['delivered']} delivered" if c["delivered"] is not None else "")
-                         + (f", {c['skipped']} skipped" if c["skipped"] else "")
-                         + (f" ({c['message']})" if c["message"] else ""))
+            lines += render_source(c, name, once=False)
     if status["monitor_health"]:
         lines.append("")
         lines += render_monitor_health(status["monitor_health"])
