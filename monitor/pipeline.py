@@ -348,7 +348,10 @@ def run_cycle(config: Config, state: StateStore, *, now: datetime, since: dateti
                 log.error("detection/alerting failed: %s", exc, exc_info=True)
                 result.errors.append(f"detection/alerts: {type(exc).__name__}: {exc}")
         finally:
-            failed_sources = {c.source for c in result.coverage if c.status == "failed"}
+            # a source failed when none of its units could be read: one account of an organisation
+            # trail failing leaves the cycle partial, not failed
+            read_any = {c.source for c in result.coverage if c.status != "failed"}
+            failed_sources = {c.source for c in result.coverage if c.status == "failed"} - read_any
             status = "ok" if not result.errors else (
                 "failed" if sources and failed_sources >= {source_id(s) for s in sources} else "partial")
             result.stats.update(events_new=result.events_new, skipped=result.skipped,

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("rolewatch.service")
 
 JOB_NAMES = ("collect", "posture", "report", "retention")
+MAX_STORED_ERRORS = 100  # error messages kept in a collect run record
 # jobs whose run record the job itself writes (run_cycle records its run, with coverage, as "collect")
 SELF_RECORDING = frozenset({"collect"})
 Clock = Callable[[], datetime]
@@ -238,8 +239,11 @@ class Service:
         run = self._run(res.run_id, now)
         result = (run or {}).get("status") or ("partial" if errors else "ok")
         if run is not None:  # keep the messages, not just their count, for `rolewatch status`
+            # capped: thousands of failed units must not outgrow a run record (DynamoDB items end at 400 KB)
+            kept = errors[:MAX_STORED_ERRORS] + (
+                [f"... and {len(errors) - MAX_STORED_ERRORS} more"] if len(errors) > MAX_STORED_ERRORS else [])
             self.state.finish_run(res.run_id, self.clock(), result,
-                                  {**run["stats"], "error_messages": errors, "findings_by_detector": by_detector})
+                                  {**run["stats"], "error_messages": kept, "findings_by_detector": by_detector})
         health = self.health(now)
         for f, _, _ in health:
             by_detector[f.detector] = by_detector.get(f.detector, 0) + 1

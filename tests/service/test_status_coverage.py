@@ -134,3 +134,16 @@ def test_many_failed_units_are_capped_in_text_and_listed_in_full_in_json(tmp_pat
     src = status(tmp_path, NOW, capsys, as_json=True)
     assert len(src["sources"][SOURCE]["failed_units"]) == 25
     assert len(src["jobs"]["collect"]["errors"]) == 25
+
+
+def test_the_run_record_keeps_a_capped_list_of_error_messages(tmp_path: Path, moto: str, s3: Any, capsys,
+                                                            monkeypatch) -> None:
+    import monitor.schedule
+
+    monkeypatch.setattr(monitor.schedule, "MAX_STORED_ERRORS", 10)
+    deliver(s3, DELIVERING[0], NOW - timedelta(minutes=10))
+    missing = [f"9000000000{i:02d}" for i in range(25)]
+    assert once(config(tmp_path, moto, [DELIVERING[0], *missing]), NOW, capsys)[0] == 1
+    errors = status(tmp_path, NOW, capsys, as_json=True)["jobs"]["collect"]["errors"]
+    assert len(errors) == 11 and errors[-1] == "... and 15 more"
+    assert all("9000000000" in e for e in errors[:10])
