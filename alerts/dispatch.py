@@ -34,7 +34,7 @@ def build_notifier(cfg: Any, config: Config, state: Any, *, sleep: Sleep = time.
     region = config.aws.region
     match cfg.type:
         case "slack":
-            return SlackNotifier(name, cfg, state=state, default_region=region, sleep=sleep)
+            return SlackNotifier(name, cfg, state=state, default_region=region, sleep=sleep, aws=config.aws)
         case "slack_webhook":
             return SlackWebhookNotifier(name, cfg, default_region=region, sleep=sleep)
         case "webhook":

@@ -28,6 +28,7 @@ from alerts.base import DeliveryError, HttpNotifier, Message
 from alerts.blocks import escape, message_blocks
 from alerts.render import plain_text
 from alerts.retry import Sleep, describe, retry_handlers
+from monitor.config import AwsConfig
 from monitor.config import SlackNotifier as SlackNotifierConfig
 from monitor.redact import redact, redact_text
 from monitor.secrets import env_secret, resolve_secret
@@ -40,8 +41,8 @@ LOOKBACK_SECONDS = 300
 MAX_HISTORY_PAGES = 20
 
 
-def bot_token(cfg: SlackNotifierConfig, what: str) -> str:
-    token = resolve_secret(cfg.token, what=f"{what}.token") if cfg.token else env_secret(
+def bot_token(cfg: SlackNotifierConfig, what: str, aws: AwsConfig | None = None) -> str:
+    token = resolve_secret(cfg.token, aws=aws, what=f"{what}.token") if cfg.token else env_secret(
         cfg.token_env, what=f"{what}.token_env")
     if not token:
         raise DeliveryError(f"{what}: no bot token configured (set token_env or token)", transient=False)
@@ -49,10 +50,13 @@ def bot_token(cfg: SlackNotifierConfig, what: str) -> str:
 
 
 def web_client(cfg: SlackNotifierConfig, *, what: str = "slack", sleep: Sleep = time.sleep,
-               timeout: int = 10) -> WebClient:
-    """A WebClient for this notifier with rolewatch's retry policy (also used to upload reports)."""
+               timeout: int = 10, aws: AwsConfig | None = None) -> WebClient:
+    """A WebClient for this notifier with rolewatch's retry policy (also used to upload reports).
+
+    `aws` is how a token kept in Secrets Manager or SSM is fetched (endpoint, region, retries).
+    """
     base_url = cfg.api_url if cfg.api_url.endswith("/") else cfg.api_url + "/"
-    return WebClient(token=bot_token(cfg, what), base_url=base_url, timeout=timeout,
+    return WebClient(token=bot_token(cfg, what, aws), base_url=base_url, timeout=timeout,
                      retry_handlers=retry_handlers(sleep=sleep))
 
 
@@ -72,15 +76,16 @@ class SlackNotifier(HttpNotifier):
     cfg: SlackNotifierConfig
 
     def __init__(self, name: str, cfg: SlackNotifierConfig, *, state: Any, default_region: str,
-                 sleep: Sleep = time.sleep) -> None:
+                 sleep: Sleep = time.sleep, aws: AwsConfig | None = None) -> None:
         super().__init__(name, cfg, default_region=default_region, sleep=sleep)
         self.state = state  # remembers channel IDs for looking messages up
+        self.aws = aws
         self._client: WebClient | None = None
 
     @property
     def client(self) -> WebClient:
         if self._client is None:
-            self._client = web_client(self.cfg, what=f"notifier {self.name}", sleep=self.sleep)
+            self._client = web_client(self.cfg, what=f"notifier {self.name}", sleep=self.sleep, aws=self.aws)
         return self._client
 
     def request(self, message: Message) -> dict[str, Any]:

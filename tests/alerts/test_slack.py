@@ -178,3 +178,23 @@ def test_channel_id_looks_a_name_up_once_and_passes_an_id_through(slack: SlackSt
     with pytest.raises(DeliveryError, match="not found") as info:
         notifier("#no-such-channel").channel_id()
     assert not info.value.transient
+
+
+def test_a_token_kept_in_secrets_manager_is_fetched_through_the_aws_settings(
+        slack: SlackStandin, state, sleeps, aws_config, monkeypatch) -> None:  # noqa: ANN001
+    import boto3
+
+    from monitor.config import parse_config
+
+    boto3.client("secretsmanager", region_name=aws_config.region, endpoint_url=aws_config.endpoint_url,
+                 aws_access_key_id="testing", aws_secret_access_key="testing").create_secret(
+        Name="rolewatch/slack-bot", SecretString=slack.token)
+    monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)  # the environment cannot be where it came from
+    config = parse_config({
+        "aws": {"region": aws_config.region, "endpoint_url": aws_config.endpoint_url},
+        "notifiers": [{"type": "slack", "channel": "#security-alerts", "api_url": slack.api_url,
+                       "token": {"secretsmanager": "rolewatch/slack-bot"}}],
+    })
+    counts = run([make_finding()], state, config, NOW, sleeps)
+    assert counts["sent"] == 1 and counts["failed"] == 0
+    assert len(slack.messages) == 1
