@@ -106,6 +106,10 @@ class LookupEventsSource(_SourceBase):
     type: Literal["lookup_events"]
     regions: list[str] | None = None
     requests_per_second: float = Field(default=2.0, gt=0)
+    # None: the account of rolewatch's own credentials. Event history is per account, so an
+    # organisation without an org trail is read account by account through the audit role:
+    # "organization" (the accounts [organization] puts in scope) or these account ids
+    accounts: Literal["organization"] | list[Annotated[str, Field(pattern=r"^\d{12}$")]] | None = None
 
 
 class AthenaSource(_SourceBase):
@@ -518,6 +522,15 @@ class Config(_Model):
     @classmethod
     def _unique_source_names(cls, sources: list[Any]) -> list[Any]:
         return _require_unique(sources, source_id, "sources")
+
+    @model_validator(mode="after")
+    def _member_sources_need_the_organization(self) -> Config:
+        # reading a member account goes through the audit role, which only [organization] configures
+        for i, s in enumerate(self.sources):
+            if s.type == "lookup_events" and s.accounts is not None and not self.organization.enabled:
+                raise ValueError(f"sources[{i}].accounts: reading other accounts needs [organization] "
+                                 "enabled = true (the audit role and its ExternalId)")
+        return self
 
     @model_validator(mode="after")
     def _report_notifiers_exist(self) -> Config:

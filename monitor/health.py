@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from monitor.collectors.organizations import ASSUME_AUDIT_ROLE
 from monitor.config import Config, source_id
 from monitor.detect.monitor_health import (
     DETECTOR,
@@ -153,7 +154,8 @@ def source_account_round(coverage: list[Any], at: datetime) -> list[AccountObser
     """What one cycle saw of a source's accounts, from its coverage rows (per account/region).
 
     An account is out of sight when any of its units failed (a region it cannot list is a blind
-    spot too); `partial` (some objects to retry) is not. None when the cycle cannot say which
+    spot too); `partial` (some objects to retry) is not. The step is `assume_audit_role` when a
+    failed unit's message starts with it (`lookup_events` over member accounts), else `read_source`. None when the cycle cannot say which
     accounts the source covers -- it failed before listing them -- so the streaks stay as they were.
     """
     by_account: dict[str, list[Any]] = {}
@@ -169,8 +171,10 @@ def source_account_round(coverage: list[Any], at: datetime) -> list[AccountObser
             out.append(AccountObservation(account, rows[0].source, at, ok=True))
             continue
         message = redact_text(failed[0].message or "")
+        # a source reading member accounts through the audit role says so when it could not assume it
+        assumed = any((c.message or "").startswith(f"{ASSUME_AUDIT_ROLE}:") for c in failed)
         out.append(AccountObservation(
-            account, rows[0].source, at, ok=False, step=READ_SOURCE,
+            account, rows[0].source, at, ok=False, step=ASSUME_AUDIT_ROLE if assumed else READ_SOURCE,
             error_code=next((code for c in failed if (code := aws_error_code(c.message))), None),
             message=message or None, regions=tuple(sorted({c.region for c in failed if c.region})),
         ))
