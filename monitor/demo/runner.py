@@ -116,10 +116,19 @@ def upload_trail(aws: AwsConfig, made: scenario.DemoScenario, spec: synth.TrailS
         logs.create_log_stream(logGroupName=made.log_group, logStreamName=stream)
         records.sort(key=lambda r: r["eventTime"])
         for batch in _log_batches(records):
-            logs.put_log_events(logGroupName=made.log_group, logStreamName=stream, logEvents=batch)
-            stats.log_events += len(batch)
+            reply = logs.put_log_events(logGroupName=made.log_group, logStreamName=stream, logEvents=batch)
+            stats.log_events += accepted_log_events(len(batch), reply)
         stats.log_streams.add(stream)
     return stats
+
+
+def accepted_log_events(sent: int, reply: dict[str, Any]) -> int:
+    """How many of a PutLogEvents batch were stored: events too old, expired or too new are refused
+    quietly (only `rejectedLogEventsInfo` says so), and the demo must not claim them."""
+    info = reply.get("rejectedLogEventsInfo") or {}
+    too_new = sent - info["tooNewLogEventStartIndex"] if "tooNewLogEventStartIndex" in info else 0
+    too_old = max(info.get("tooOldLogEventEndIndex", 0), info.get("expiredLogEventEndIndex", 0))
+    return max(0, sent - too_new - too_old)
 
 
 def _log_batches(records: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:

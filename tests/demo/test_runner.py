@@ -65,3 +65,15 @@ def test_log_batches_respect_put_log_events_limits() -> None:
     assert sum(len(b) for b in batches) == 450 and len(batches) > 1
     for b in batches:
         assert sum(len(e["message"]) + 26 for e in b) <= 1_048_576 and len(b) <= 10_000
+
+
+def test_only_log_events_cloudwatch_accepted_are_counted() -> None:
+    from monitor.demo.runner import accepted_log_events
+
+    assert accepted_log_events(10, {"nextSequenceToken": "x"}) == 10
+    # indexes as PutLogEvents gives them: too-old/expired end exclusive, too-new start inclusive
+    assert accepted_log_events(10, {"rejectedLogEventsInfo": {"tooOldLogEventEndIndex": 3}}) == 7
+    assert accepted_log_events(10, {"rejectedLogEventsInfo": {"expiredLogEventEndIndex": 4,
+                                                              "tooOldLogEventEndIndex": 2}}) == 6
+    assert accepted_log_events(10, {"rejectedLogEventsInfo": {"tooNewLogEventStartIndex": 8}}) == 8
+    assert accepted_log_events(10, {"rejectedLogEventsInfo": {"tooNewLogEventStartIndex": 0}}) == 0
