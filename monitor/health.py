@@ -9,6 +9,12 @@ channel, deleted when the account is reachable again): the collection cycle fold
 source saw of its accounts, the posture collection what the audit roles let it see. A streak is
 kept rather than rebuilt from run history because the posture job runs daily: finding its last
 few runs among thousands of collection runs would walk the whole run index on DynamoDB.
+
+Each account/region unit's last delivery is kept too (namespace `unit_deliveries`, one document
+per source: account -> region -> when it last delivered and when the source last listed it),
+because the silence check reads only `2 * max_silence_minutes` of run history: after a downtime
+longer than that, a unit that went quiet before it would otherwise look like one that never
+delivered.
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ from __future__ import annotations
 import os
 import re
 import socket
-from collections.abc import Mapping
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -85,6 +92,11 @@ def collect_runs(state: Any, now: datetime, config: Config, limit: int = 500) ->
     return out
 
 
+def _delivered(cov: Any) -> int:
+    # rows from before `delivered` was counted know only the AssumeRole rows stored
+    return int(cov.records if cov.delivered is None else cov.delivered)
+
+
 def observations(state: Any, runs: list[dict[str, Any]]) -> list[SourceObservation]:
     obs = []
     for run in runs:
@@ -94,8 +106,7 @@ def observations(state: Any, runs: list[dict[str, Any]]) -> list[SourceObservati
         # the pipeline may record coverage under its own cycle id
         run_ids = dict.fromkeys([run["run_id"], (run.get("stats") or {}).get("cycle_run_id")])
         covered = [cov for rid in filter(None, run_ids) for cov in state.coverage(rid)]
-        # rows from before `delivered` was counted know only the AssumeRole rows stored
-        obs.extend(SourceObservation(c.source, at, c.status, c.records if c.delivered is None else c.delivered,
+        obs.extend(SourceObservation(c.source, at, c.status, _delivered(c),
                                      c.message, c.account, c.region) for c in covered)
         # the cycle as a whole: failed when it died before any source reported, else it ran
         dead = not covered and run["status"] == "failed"
@@ -205,6 +216,82 @@ def silent_units(open_findings: list[Finding], config: Config) -> dict[UnitKey, 
     return out
 
 
+DELIVERIES_NS = "unit_deliveries"
+
+
+def fold_deliveries(doc: Mapping[str, Any] | None, coverage: Iterable[Any], at: datetime) -> dict[str, Any]:
+    """One source's delivery memory after one cycle's coverage rows (of that source) made at `at`.
+
+    A unit gets a record only once it delivers: one that never did must stay "never delivered".
+    A recorded unit the cycle listed without a delivery keeps its last delivery and is stamped
+    `listed`, which is what retention judges, so a stopped trail is remembered for as long as the
+    source still lists it.
+    """
+    units: dict[str, dict[str, dict[str, str]]] = {
+        account: dict(regions) for account, regions in ((doc or {}).get("units") or {}).items()}
+    stamp = iso(at)
+    for cov in coverage:
+        if not cov.account:
+            continue  # a whole-source row: the source's own silence check needs no memory
+        region = cov.region or ""
+        kept = units.get(cov.account, {}).get(region)
+        if _delivered(cov) > 0:
+            units.setdefault(cov.account, {})[region] = {"delivered": stamp, "listed": stamp}
+        elif kept is not None:
+            units[cov.account][region] = {**kept, "listed": stamp}
+    return {"units": units}
+
+
+def record_deliveries(state: Any, coverage: Iterable[Any], at: datetime) -> None:
+    """Fold one cycle's coverage into the delivery memory of each source that reported units."""
+    by_source: dict[str, list[Any]] = defaultdict(list)
+    for cov in coverage:
+        if cov.account:
+            by_source[cov.source].append(cov)
+    with state.transaction():
+        for source, rows in sorted(by_source.items()):
+            before = state.get_json(DELIVERIES_NS, source)
+            after = fold_deliveries(before, rows, at)
+            if after["units"] and after != before:
+                state.put_json(DELIVERIES_NS, source, after)
+
+
+def last_deliveries(state: Any, config: Config) -> dict[UnitKey, datetime]:
+    """Units of configured sources -> when they last delivered, as far back as the memory goes."""
+    out: dict[UnitKey, datetime] = {}
+    for sid in sorted({source_id(s) for s in config.sources if s.enabled}):
+        doc = state.get_json(DELIVERIES_NS, sid) or {}
+        for account, regions in (doc.get("units") or {}).items():
+            for region, rec in regions.items():
+                if (at := parse_time(rec.get("delivered"))) is not None:
+                    out[(sid, account, region or None)] = at
+    return out
+
+
+def forget_unlisted_units(state: Any, cutoff: datetime) -> int:
+    """Retention: drop the delivery records of units no source has listed since `cutoff`; returns units dropped.
+
+    Every source's document is judged, configured or not: a removed source lists nothing, so its
+    records go once the horizon has passed, and a source configured again starts afresh.
+    """
+    removed = 0
+    for key, _ in list(state.iter_json(DELIVERIES_NS)):
+        with state.transaction():  # read again inside it: a cycle may have just written the document
+            doc = state.get_json(DELIVERIES_NS, key) or {}
+            units: dict[str, dict[str, dict[str, str]]] = {}
+            for account, regions in (doc.get("units") or {}).items():
+                keep = {r: rec for r, rec in regions.items()
+                        if (listed := parse_time(rec.get("listed"))) is None or listed >= cutoff}
+                removed += len(regions) - len(keep)
+                if keep:
+                    units[account] = keep
+            if not units:
+                state.delete_json(DELIVERIES_NS, key)
+            elif units != doc.get("units"):
+                state.put_json(DELIVERIES_NS, key, {**doc, "units": units})
+    return removed
+
+
 def check_health(state: Any, config: Config, now: datetime) -> list[tuple[Finding, bool, Finding | None]]:
     """Store current monitor_health findings and resolve cleared ones; returns what to notify."""
     cfg = config.detectors.monitor_health
@@ -212,7 +299,8 @@ def check_health(state: Any, config: Config, now: datetime) -> list[tuple[Findin
         return []
     open_mine = [s.finding for s in state.findings(status="open") if s.finding.detector == DETECTOR]
     found = detect_monitor_health(observations(state, collect_runs(state, now, config)), now, cfg,
-                                  current_streaks(state, config), silent_units(open_mine, config))
+                                  current_streaks(state, config), silent_units(open_mine, config),
+                                  last_deliveries(state, config))
     current = {f.fingerprint for f in found}
     out = []
     with state.transaction():

@@ -27,7 +27,7 @@ from monitor.events.merge import merge_shared_copies
 from monitor.events.normalise import RecordError, normalise, parse_event_time
 from monitor.events.schema import frame_from_rows
 from monitor.findings import Finding, iso
-from monitor.health import record_account_rounds, source_account_round
+from monitor.health import record_account_rounds, record_deliveries, source_account_round
 from monitor.logs import run_id_var
 from monitor.posture.model import Posture
 from monitor.state.base import Coverage, StateStore
@@ -340,6 +340,11 @@ def run_cycle(config: Config, state: StateStore, *, now: datetime, since: dateti
             except Exception as exc:  # the events are stored; only the accounts' streaks miss this cycle
                 log.error("recording what the sources saw of their accounts failed: %s", exc, exc_info=True)
                 result.errors.append(f"account streaks: {type(exc).__name__}: {exc}")
+            try:
+                record_deliveries(state, result.coverage, now)
+            except Exception as exc:  # the events are stored; a unit's memory misses at most this cycle
+                log.error("recording the units' last deliveries failed: %s", exc, exc_info=True)
+                result.errors.append(f"unit deliveries: {type(exc).__name__}: {exc}")
             if result.skipped:
                 result.notices.append(f"{result.skipped} bad record(s)/file(s) skipped (see log for file and position)")
             try:

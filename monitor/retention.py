@@ -16,7 +16,11 @@ Correctness beats space here: every rule below keeps a row while anything could 
   before the re-alert horizon (`findings_retention_days`, or the longest `realert_hours` if
   that is longer). Rows not yet delivered are never dropped;
 - service-last-accessed cache entries of roles no longer in the inventory, only for accounts the
-  last posture collection read completely (an account it could not reach keeps its roles).
+  last posture collection read completely (an account it could not reach keeps its roles);
+- the units' last-delivery records (monitor_health's memory of which account/region delivered
+  before), only of units no source has listed for the longest of the two retention periods: a
+  unit still listed keeps its record however long its trail has been stopped, since dropping it
+  would turn a stopped trail into one that "never delivered".
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import Any
 
 from monitor.collectors.base import parse_checkpoint
 from monitor.config import Config, source_id
+from monitor.health import forget_unlisted_units
 
 # the account/region and day of a CloudTrail key: .../AWSLogs/[o-ORG/]ACCOUNT/CloudTrail/REGION/YYYY/MM/DD/file
 _S3_KEY_RE = re.compile(r"(?:^|/)(\d{12})/CloudTrail/([^/]+)/(\d{4})/(\d{2})/(\d{2})/[^/]+$")
@@ -40,7 +45,13 @@ def run_retention(config: Config, state: Any, now: datetime) -> dict[str, int]:
     removed["processed_files"] = prune_file_marks(config, state, now)
     removed["outbox"] = prune_outbox(config, state, now)
     removed["last_accessed_cache"] = prune_last_accessed_cache(state)
+    removed["unit_deliveries"] = forget_unlisted_units(state, now - delivery_memory_horizon(config))
     return removed
+
+
+def delivery_memory_horizon(config: Config) -> timedelta:
+    st = config.state
+    return timedelta(days=max(st.seen_retention_days, st.findings_retention_days))
 
 
 # --------------------------------------------------------------------------- processed-file marks

@@ -11,7 +11,9 @@ Three incidents, all about the data feeding rolewatch rather than about AWS acti
   read per account/region (an S3 organisation trail) is also judged per unit: one member account
   whose trail stopped is hidden by the other accounts' deliveries otherwise. Only a unit that
   delivered before and then went quiet counts -- a region an account never delivered from (a
-  single-region trail, a disabled opt-in region) is not a stopped trail;
+  single-region trail, a disabled opt-in region) is not a stopped trail. "Before" reaches past
+  the run history read through each unit's remembered last delivery, so a downtime of the
+  service longer than that history does not turn a quiet unit into one that never delivered;
 - a member account rolewatch can no longer see: its audit role could not be assumed or its roles
   not listed (posture collection), or a source could not read its part of the trail (an S3
   account/region). Someone may have deleted or changed the audit role to hide what they do, so
@@ -19,7 +21,8 @@ Three incidents, all about the data feeding rolewatch rather than about AWS acti
   sight for `failed_cycles` consecutive rounds; one finding per account and channel (the audit
   role, or the source), gone as soon as a round reaches the account again.
 
-Pure: the per-source observation history, the accounts' unreachable streaks and a clock in,
+Pure: the per-source observation history, the accounts' unreachable streaks, the units' last
+deliveries and a clock in,
 findings out. `fold_streaks` is the pure step that turns one round's account observations into
 the streaks the state keeps between rounds (and restarts).
 """
@@ -218,15 +221,18 @@ def _unreachable(streak: AccountStreak, cfg: MonitorHealthConfig) -> Finding:
 
 
 def _unit_silence(unit: UnitKey, obs: list[SourceObservation], now: datetime, cfg: MonitorHealthConfig,
-                  known: bool, known_last: datetime | None, source_ok: bool, source_silent: bool) -> Finding | None:
+                  known: bool, known_last: datetime | None, remembered: datetime | None,
+                  source_ok: bool, source_silent: bool) -> Finding | None:
     """One account/region of a source: silent when it delivered before and nothing since the window began.
 
     `known`: this unit's silence is already an open finding, with `known_last` its last delivery.
-    That is the memory of "delivered before" once the delivery has aged out of the history read:
-    without it the finding would turn into "never delivered" and resolve while the trail is still off.
+    `remembered`: its last delivery as the state's delivery memory keeps it. Either is "delivered
+    before" once the delivery has aged out of the history read (a long silence, or a downtime of the
+    service): without them the unit would look like one that never delivered, and an open finding
+    would resolve while the trail is still off.
     """
     window_start = now - timedelta(minutes=cfg.max_silence_minutes)
-    arrivals = [o.at for o in obs if o.delivered > 0] + ([known_last] if known_last is not None else [])
+    arrivals = [o.at for o in obs if o.delivered > 0] + [t for t in (known_last, remembered) if t is not None]
     last = max(arrivals, default=None)
     if last is None or last >= window_start:
         return None  # never delivered (nothing to stop), or delivered recently
@@ -268,16 +274,20 @@ def detect_monitor_health(
     observations: Iterable[SourceObservation], now: datetime, cfg: MonitorHealthConfig,
     unreachable: Iterable[AccountStreak] = (),
     silent_units: Mapping[UnitKey, datetime | None] | None = None,
+    last_deliveries: Mapping[UnitKey, datetime] | None = None,
 ) -> list[Finding]:
     """Findings about the sources (from their per-cycle observations), their account/region units,
     and the accounts out of sight (their current streaks: one finding each, whatever its length).
 
-    `silent_units`: the units whose silence is an open finding, with their last delivery (see
-    `_unit_silence`).
+    `silent_units`: the units whose silence is an open finding, with their last delivery;
+    `last_deliveries`: every unit's last delivery as far back as the state remembers (see
+    `_unit_silence`). A remembered unit is judged only when the history holds it: the memory says
+    when it delivered, not that the source still reads it.
     """
     if not cfg.enabled:
         return []
     known = dict(silent_units or {})
+    remembered = dict(last_deliveries or {})
     by_source: dict[str, list[SourceObservation]] = defaultdict(list)
     for o in observations:
         by_source[o.source].append(o)
@@ -299,7 +309,7 @@ def detect_monitor_health(
                 by_unit[(source, o.account, o.region)].append(o)
         for unit in sorted(by_unit.keys() | {u for u in known if u[0] == source}, key=lambda u: (u[1], u[2] or "")):
             f = _unit_silence(unit, by_unit.get(unit, []), now, cfg, unit in known, known.get(unit),
-                              source_ok, source_silent)
+                              remembered.get(unit), source_ok, source_silent)
             if f is not None:
                 findings.append(f)
     findings.extend(_unreachable(s, cfg) for s in sorted(unreachable, key=lambda s: (s.account_id, s.via)))

@@ -216,3 +216,20 @@ def test_an_open_unit_silence_outlives_the_history_until_the_unit_delivers_or_le
     assert detect_monitor_health(back, NOW, CFG, silent_units=known) == []
     gone = unit_cycles(others)  # the source listed its units and this one was not among them
     assert detect_monitor_health(gone, NOW, CFG, silent_units=known) == []
+
+
+def test_a_remembered_delivery_older_than_the_history_makes_a_polled_quiet_unit_silent() -> None:
+    unit = ("s3:org/", "222222222222", "eu-west-1")
+    memory = {unit: NOW - timedelta(hours=4), ("s3:org/", "111111111111", "us-east-1"): NOW}
+    others = {("111111111111", "us-east-1"): [("ok", 1)] * 12}
+    quiet = unit_cycles({**others, ("222222222222", "eu-west-1"): [("ok", 0)] * 12})
+    assert detect_monitor_health(quiet, NOW, CFG) == []  # the history alone: it never delivered
+    [f] = detect_monitor_health(quiet, NOW, CFG, last_deliveries=memory)
+    assert f.fingerprint == silence_fingerprint(*unit)
+    assert f.details["last_records_at"] == "2026-03-02T08:00:00Z" and f.details["silent_minutes"] == 240
+    recent = {unit: NOW - timedelta(minutes=30)}
+    assert detect_monitor_health(quiet, NOW, CFG, last_deliveries=recent) == []  # not quiet for long enough
+    unreadable = unit_cycles({**others, ("222222222222", "eu-west-1"): [("failed", 0)] * 12})
+    assert detect_monitor_health(unreadable, NOW, CFG, last_deliveries=memory) == []  # unreachable's business
+    gone = unit_cycles(others)  # remembered, but the source no longer lists it
+    assert detect_monitor_health(gone, NOW, CFG, last_deliveries=memory) == []

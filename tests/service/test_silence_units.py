@@ -14,7 +14,7 @@ import pytest
 from alerts.dispatch import notify
 from monitor import aws
 from monitor.detect.monitor_health import silence_fingerprint
-from monitor.health import check_health
+from monitor.health import check_health, last_deliveries
 from monitor.pipeline import run_cycle
 from monitor.state.sqlite import SqliteState
 from tests.collectors.conftest import make_config, record
@@ -45,6 +45,14 @@ def alerted(path: Path) -> list[str]:
     return [json.loads(line)["fingerprint"] for line in path.read_text().splitlines()] if path.exists() else []
 
 
+def org_trail_config(tmp_path: Path, aws_config, out: Path):
+    """The organisation trail over every delivering region and the one never delivered from; alerts to `out`."""
+    return make_config(tmp_path, [{"type": "s3", "bucket": "trail", "prefix": ORG,
+                                   "regions": [*DELIVERING, NEVER]}], aws_config,
+                       detectors={"monitor_health": {"max_silence_minutes": 60}},
+                       notifiers=[{"type": "file", "path": str(out)}])
+
+
 def tick(state, cfg, now: datetime) -> list:
     """One `once`: the cycle, then the monitor_health check and its alerts, as the service runs them."""
     run_cycle(cfg, state, now=now, notify=False)
@@ -55,10 +63,7 @@ def tick(state, cfg, now: datetime) -> list:
 
 def test_one_accounts_stopped_region_is_alerted_once_until_it_delivers_again(tmp_path, s3, aws_config) -> None:
     out = tmp_path / "alerts.jsonl"
-    cfg = make_config(tmp_path, [{"type": "s3", "bucket": "trail", "prefix": ORG,
-                                  "regions": [*DELIVERING, NEVER]}], aws_config,
-                      detectors={"monitor_health": {"max_silence_minutes": 60}},
-                      notifiers=[{"type": "file", "path": str(out)}])
+    cfg = org_trail_config(tmp_path, aws_config, out)
     stopped = ("222222222222", "eu-west-1")
     fp = silence_fingerprint(SOURCE, *stopped)
     state = SqliteState(tmp_path / "state.db")
@@ -91,6 +96,46 @@ def test_one_accounts_stopped_region_is_alerted_once_until_it_delivers_again(tmp
         # the region no account ever delivered from was read every cycle and raised nothing
         cov = state.coverage()
         assert {(c.account, c.delivered) for c in cov if c.region == NEVER} == {(a, 0) for a in ACCOUNTS}
+    finally:
+        state.close()
+
+
+def test_a_unit_quiet_before_a_long_downtime_is_alerted_from_its_remembered_last_delivery(tmp_path, s3,
+                                                                                        aws_config) -> None:
+    out = tmp_path / "alerts.jsonl"
+    cfg = org_trail_config(tmp_path, aws_config, out)
+    stopped = ("333333333333", "us-east-1")
+    fp = silence_fingerprint(SOURCE, *stopped)
+    state = SqliteState(tmp_path / "state.db")
+    try:
+        for minute in range(0, 35, 5):  # its trail stops after 12:10; the service goes down after 12:30
+            now = NOW + timedelta(minutes=minute)
+            for account in ACCOUNTS:
+                for region in DELIVERING:
+                    if (account, region) != stopped or minute <= 10:
+                        deliver(s3, account, region, now)
+            assert tick(state, cfg, now) == [], minute  # quiet for 20 minutes only: not yet silent
+        state.close()
+
+        # down for 3 x max_silence_minutes: no cycles, the other units' trails keep delivering
+        back = NOW + timedelta(minutes=30 + 180)
+        for account in ACCOUNTS:
+            for region in DELIVERING:
+                if (account, region) != stopped:
+                    deliver(s3, account, region, back - timedelta(minutes=90))
+                    deliver(s3, account, region, back)
+        state = SqliteState(tmp_path / "state.db")  # a restart: a new state object on the same file
+        # the memory came through the restart; the runs still read hold no delivery of the unit
+        assert last_deliveries(state, cfg)[(SOURCE, *stopped)] == NOW + timedelta(minutes=10)
+        assert (SOURCE, "111111111111", NEVER) not in last_deliveries(state, cfg)  # never delivered: no record
+        [f] = tick(state, cfg, back)
+        assert (f.fingerprint, f.account_id, f.details["region"]) == (fp, "333333333333", "us-east-1")
+        assert f.details["last_records_at"] == "2026-03-02T12:10:00Z" and f.details["silent_minutes"] == 200
+        assert f.first_seen == "2026-03-02T12:10:00Z"
+        assert alerted(out) == [fp]
+        # the region no account ever delivered from was read after the restart too, and raised nothing
+        assert {(c.account, c.delivered) for c in state.coverage() if c.region == NEVER and c.account == "111111111111"
+                } == {("111111111111", 0)}
     finally:
         state.close()
 

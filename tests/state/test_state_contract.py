@@ -260,6 +260,31 @@ def test_unreachable_account_streaks_survive_a_reopen_and_end(open_store) -> Non
     assert [(s.via, s.account_id) for s in load_streaks(open_store())] == [("s3:b/", "333333333333")]
 
 
+def test_unit_delivery_memory_survives_a_reopen_and_is_forgotten_only_when_unlisted(open_store, tmp_path) -> None:
+    from monitor.health import DELIVERIES_NS, forget_unlisted_units, last_deliveries, record_deliveries
+    from tests.collectors.conftest import make_config
+
+    cfg = make_config(tmp_path, [{"type": "s3", "bucket": "b"}], None)
+
+    def cov(account: str, region: str | None, delivered: int | None, records: int = 0) -> Coverage:
+        return Coverage("r", "s3:b/", None, None, "ok", account, region, records=records, delivered=delivered)
+
+    first = open_store()
+    record_deliveries(first, [cov("111111111111", "us-east-1", 4), cov("111111111111", "ap-south-1", 0),
+                              cov("222222222222", "eu-west-1", None, records=2)], NOW)
+    record_deliveries(first, [cov("111111111111", "us-east-1", 0), cov("222222222222", "eu-west-1", 1)],
+                      NOW + timedelta(hours=1))
+    second = open_store()  # another handle on the same store, as after a restart
+    assert last_deliveries(second, cfg) == {("s3:b/", "111111111111", "us-east-1"): NOW,  # 0 delivered keeps it
+                                            ("s3:b/", "222222222222", "eu-west-1"): NOW + timedelta(hours=1)}
+    # the first unit is still listed later, the second is not
+    record_deliveries(second, [cov("111111111111", "us-east-1", 0)], NOW + timedelta(days=10))
+    assert forget_unlisted_units(second, NOW + timedelta(days=5)) == 1
+    assert list(last_deliveries(open_store(), cfg)) == [("s3:b/", "111111111111", "us-east-1")]
+    assert forget_unlisted_units(second, NOW + timedelta(days=11)) == 1
+    assert list(second.iter_json(DELIVERIES_NS)) == []  # the emptied document itself is gone
+
+
 # --------------------------------------------------------------------------- findings
 
 
