@@ -97,7 +97,19 @@ def _delivered(cov: Any) -> int:
     return int(cov.records if cov.delivered is None else cov.delivered)
 
 
-def observations(state: Any, runs: list[dict[str, Any]]) -> list[SourceObservation]:
+# sources that see every record of a trail: their account/region units can be judged on their own.
+# The others filter where the data lives (a filter pattern, an event name, a query), so a quiet
+# member account there means "no AssumeRole calls", not a stopped trail.
+WHOLE_TRAIL_SOURCES = frozenset({"local", "s3"})
+
+
+def unit_sources(config: Config) -> set[str]:
+    """Ids of the enabled sources whose account/region units the silence check judges one by one."""
+    return {source_id(s) for s in config.sources if s.enabled and s.type in WHOLE_TRAIL_SOURCES}
+
+
+def observations(state: Any, runs: list[dict[str, Any]], units_of: set[str] | None = None) -> list[SourceObservation]:
+    """What each source saw in each run; rows of sources outside `units_of` (None: all) lose their unit."""
     obs = []
     for run in runs:
         at = parse_time(run["finished_at"] or run["started_at"])
@@ -106,8 +118,10 @@ def observations(state: Any, runs: list[dict[str, Any]]) -> list[SourceObservati
         # the pipeline may record coverage under its own cycle id
         run_ids = dict.fromkeys([run["run_id"], (run.get("stats") or {}).get("cycle_run_id")])
         covered = [cov for rid in filter(None, run_ids) for cov in state.coverage(rid)]
-        obs.extend(SourceObservation(c.source, at, c.status, _delivered(c),
-                                     c.message, c.account, c.region) for c in covered)
+        obs.extend(SourceObservation(c.source, at, c.status, _delivered(c), c.message,
+                                     *((c.account, c.region) if units_of is None or c.source in units_of
+                                       else (None, None)))
+                   for c in covered)
         # the cycle as a whole: failed when it died before any source reported, else it ran
         dead = not covered and run["status"] == "failed"
         obs.append(SourceObservation(WHOLE_CYCLE, at, "failed" if dead else "ok", 0,
@@ -207,7 +221,7 @@ def silent_units(open_findings: list[Finding], config: Config) -> dict[UnitKey, 
     run history read: the history is `2 * max_silence_minutes` deep, a stopped trail stays stopped
     for longer.
     """
-    sources = {source_id(s) for s in config.sources if s.enabled}
+    sources = unit_sources(config)
     out: dict[UnitKey, datetime | None] = {}
     for f in open_findings:
         d = f.details
@@ -259,7 +273,7 @@ def record_deliveries(state: Any, coverage: Iterable[Any], at: datetime) -> None
 def last_deliveries(state: Any, config: Config) -> dict[UnitKey, datetime]:
     """Units of configured sources -> when they last delivered, as far back as the memory goes."""
     out: dict[UnitKey, datetime] = {}
-    for sid in sorted({source_id(s) for s in config.sources if s.enabled}):
+    for sid in sorted(unit_sources(config)):
         doc = state.get_json(DELIVERIES_NS, sid) or {}
         for account, regions in (doc.get("units") or {}).items():
             for region, rec in regions.items():
@@ -298,7 +312,7 @@ def check_health(state: Any, config: Config, now: datetime) -> list[tuple[Findin
     if not cfg.enabled:
         return []
     open_mine = [s.finding for s in state.findings(status="open") if s.finding.detector == DETECTOR]
-    found = detect_monitor_health(observations(state, collect_runs(state, now, config)), now, cfg,
+    found = detect_monitor_health(observations(state, collect_runs(state, now, config), unit_sources(config)), now, cfg,
                                   current_streaks(state, config), silent_units(open_mine, config),
                                   last_deliveries(state, config))
     current = {f.fingerprint for f in found}

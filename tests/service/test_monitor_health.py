@@ -233,3 +233,29 @@ def test_a_remembered_delivery_older_than_the_history_makes_a_polled_quiet_unit_
     assert detect_monitor_health(unreadable, NOW, CFG, last_deliveries=memory) == []  # unreachable's business
     gone = unit_cycles(others)  # remembered, but the source no longer lists it
     assert detect_monitor_health(gone, NOW, CFG, last_deliveries=memory) == []
+
+
+def test_units_of_a_source_that_filters_at_aws_are_not_judged_one_by_one(state) -> None:  # noqa: ANN001
+    """lookup_events over member accounts reports units, but a quiet one means "no AssumeRole calls"."""
+    from monitor.config import parse_config
+    from monitor.health import check_health
+
+    config = parse_config({
+        "organization": {"enabled": True, "external_id": {"value": "xid-demo-1"}},
+        "sources": [{"type": "lookup_events", "accounts": ["111111111111", "222222222222"]},
+                    {"type": "s3", "bucket": "trail"}],
+        "detectors": {"monitor_health": {"max_silence_minutes": 60, "failed_cycles": 3}},
+    })
+    start = NOW - timedelta(minutes=150)
+    for i in range(31):  # a cycle every 5 minutes; 222.../us-east-1 stops delivering 80 minutes before NOW
+        at = start + timedelta(minutes=5 * i)
+        run = state.start_run("collect", at)
+        for source in ("lookup_events", "s3:trail/"):
+            for account in ("111111111111", "222222222222"):
+                quiet = account == "222222222222" and i >= 15
+                state.record_coverage(Coverage(run, source, None, None, "ok", account=account, region="us-east-1",
+                                               delivered=0 if quiet else 2))
+        state.finish_run(run, at, "ok", {})
+    found = [f for f, _, _ in check_health(state, config, NOW) if f.details["check"] == "silence"]
+    # the S3 unit is a stopped trail; the same account quiet in event history is not
+    assert [(f.details["source"], f.account_id) for f in found] == [("s3:trail/", "222222222222")]
