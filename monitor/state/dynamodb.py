@@ -12,6 +12,7 @@ Single-table design. Every item has `pk` / `sk`; items that must be listed in or
     run             run#<run_id>        -               run                 <started_at>#<seq>
     finding         finding#<fp>        -               finding             <updated_at>#<fp>
     outbox row      outbox#<notifier>   <fingerprint>   outbox              <seq>
+    outbox payload  doc#outbox-payload  ["<notifier>","<fingerprint>"]   (a document, only when too big inline)
     document        doc#<namespace>     <key>
     document part   docpart#<ns+key>    <version>#<n>
     lock            lock#<name>         -
@@ -32,6 +33,9 @@ the compressed bytes are split into part items under a fresh version id in the d
 partition, and the head item (`version`, `parts`, `sha256`) is written only after every part: the
 head write is atomic, so a reader sees the old or the new document, never a mix. Old versions' parts
 are deleted after the flip; if that is cut short, the next write of the document deletes them.
+An outbox row's payload (a digest holds a whole period's findings) follows the same size rules:
+inline `payload`, compressed `payload_z`, or, past both, a document in the `outbox-payload`
+namespace that the row names in `payload_ref`, written before the row and deleted with it.
 
 Locks are conditional writes with an expiry, renewed by a background thread while held; a holder
 that dies without releasing is taken over once its lease runs out.
@@ -84,6 +88,12 @@ Key = tuple[str, str]
 DOC_INLINE_MAX = 350_000
 DOC_PART_BYTES = 350_000
 DOC_PARTS = "docpart#"
+OUTBOX_PAYLOADS = "outbox-payload"  # document namespace of outbox payloads too big for their row
+
+
+def _outbox_ref(notifier: str, fingerprint: str) -> str:
+    # JSON-quoted for the same reason as the part partition: notifier names and fingerprints may hold '#'
+    return json.dumps([notifier, fingerprint], separators=(",", ":"))
 
 
 def _doc_parts_pk(namespace: str, key: str) -> str:
@@ -307,11 +317,14 @@ class DynamoState(ReentrantTransactions):
             (pk, _), item = op
             if pk.startswith(DOC_PARTS):
                 # a document's new parts before the head that names them, the old ones after it
-                return 0 if item is not None else 3
+                return 0 if item is not None else 5
+            if pk.startswith("doc#"):
+                # heads before the outbox rows that reference them, and deleted only after those rows
+                return 1 if item is not None else 3
             # progress markers after the data: a crash before them means the batch is read again
-            return 2 if pk.startswith(("ckpt#", "files#")) else 1
+            return 4 if pk.startswith(("ckpt#", "files#")) else 2
 
-        for n in range(4):
+        for n in range(6):
             self._batch_write([op for op in ops if stage(op) == n])
 
     @contextmanager
@@ -556,6 +569,9 @@ class DynamoState(ReentrantTransactions):
 
     def put_json(self, namespace: str, key: str, value: Any) -> None:
         head, parts = self._doc_items(namespace, key, value)
+        self._write_doc(namespace, key, head, parts)
+
+    def _write_doc(self, namespace: str, key: str, head: dict[str, Any], parts: list[dict[str, Any]]) -> None:
         self._write_doc_parts(parts)
         self._put(head)  # the flip: from here on readers get the new document
         self._drop_doc_parts(_doc_parts_pk(namespace, key), keep=head.get("version"))
@@ -649,10 +665,20 @@ class DynamoState(ReentrantTransactions):
 
     # ------------------------------------------------------------------ alert outbox
 
-    @staticmethod
-    def _outbox_item(item: dict[str, Any]) -> OutboxItem:
-        payload = item["payload"] if "payload" in item else zlib.decompress(bytes(item["payload_z"]))
-        return OutboxItem(int(item["id"]), item["sk"], item["notifier"], json.loads(payload),
+    def _outbox_item(self, item: dict[str, Any]) -> OutboxItem | None:
+        """The row as an OutboxItem; None if it was deleted while its out-of-line payload was being read."""
+        if "payload_ref" in item:
+            payload = self.get_json(OUTBOX_PAYLOADS, item["payload_ref"])
+            if payload is None:
+                # rows are deleted before their payload document: a row still present means real damage
+                if self._get(item["pk"], item["sk"]) is None:
+                    return None
+                raise ValueError(f"outbox row {item['notifier']}/{item['sk']} is damaged: "
+                                 f"its payload document {item['payload_ref']} is missing")
+        else:
+            text = item["payload"] if "payload" in item else zlib.decompress(bytes(item["payload_z"]))
+            payload = json.loads(text)
+        return OutboxItem(int(item["id"]), item["sk"], item["notifier"], payload,
                           int(item["attempts"]), item["status"], item.get("last_error"),
                           json.loads(item["receipt"]) if item.get("receipt") else None, item["created_at"],
                           item["updated_at"], item.get("sent_at"))
@@ -669,16 +695,24 @@ class DynamoState(ReentrantTransactions):
             elif item["status"] == "sent":  # re-armed: a new delivery, counted afresh
                 item["attempts"] = 0
                 item.pop("last_error", None)
-            text = json.dumps(payload, default=str)
+            # the document layout decides: a digest carries a whole period's findings, and random event
+            # IDs compress only ~2x, so a busy day's digest needs parts like any large document
+            ref = _outbox_ref(notifier, fingerprint)
+            head, parts = self._doc_items(OUTBOX_PAYLOADS, ref, payload)
+            had_ref = item.pop("payload_ref", None) is not None
             item.pop("payload", None)
             item.pop("payload_z", None)
-            if len(text.encode()) <= DOC_INLINE_MAX:
-                item["payload"] = text
+            if "value" in head:
+                item["payload"] = head["value"]
+            elif "zbody" in head:
+                item["payload_z"] = head["zbody"]
             else:
-                # a digest carries a whole period's findings; compressed, 2-7x more JSON fits (not unlimited)
-                item["payload_z"] = zlib.compress(text.encode(), 6)
+                self._write_doc(OUTBOX_PAYLOADS, ref, head, parts)  # complete before the row points at it
+                item["payload_ref"] = ref
             item.update(status=status, updated_at=stamp)
             self._put(item)
+            if had_ref and "payload_ref" not in item:
+                self.delete_json(OUTBOX_PAYLOADS, ref)  # after the row stopped naming it
 
     def outbox_get(self, fingerprint: str, notifier: str) -> OutboxItem | None:
         item = self._get(f"outbox#{notifier}", fingerprint)
@@ -687,7 +721,8 @@ class DynamoState(ReentrantTransactions):
     def outbox_items(self, statuses: Iterable[str] | None = None, notifier: str | None = None) -> list[OutboxItem]:
         wanted = set(statuses) if statuses is not None else None
         items = self._query(f"outbox#{notifier}") if notifier is not None else self._query("outbox", index=True)
-        out = [self._outbox_item(i) for i in items if wanted is None or i["status"] in wanted]
+        out = [o for i in items if wanted is None or i["status"] in wanted
+               if (o := self._outbox_item(i)) is not None]
         return sorted(out, key=lambda o: o.id)
 
     def outbox_mark(self, fingerprint: str, notifier: str, status: str, now: datetime, *,
@@ -719,6 +754,8 @@ class DynamoState(ReentrantTransactions):
         wanted = [(f"outbox#{notifier}", fp) for fp, notifier in keys]
         with self.transaction():
             found = self._get_many(wanted)
-            for pk, sk in found:
+            for (pk, sk), item in found.items():
                 self._delete(pk, sk)
+                if "payload_ref" in item:
+                    self.delete_json(OUTBOX_PAYLOADS, item["payload_ref"])  # flushed after the row's delete
         return len(found)

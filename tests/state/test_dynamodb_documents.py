@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import random
 import uuid
+import zlib
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from monitor.state.dynamodb import DOC_PARTS, DynamoState, ensure_table
+from monitor.state.dynamodb import DOC_PARTS, OUTBOX_PAYLOADS, DynamoState, ensure_table
 
 ITEM_LIMIT = 400 * 1024
+NOW = datetime(2026, 3, 2, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -218,3 +221,120 @@ def test_an_outbox_payload_past_the_item_limit_is_stored_compressed(st: DynamoSt
     raw = st._get("outbox#slack", "digest:2026-03-02")
     assert raw is not None and "payload_z" not in raw
     assert st.outbox_get("digest:2026-03-02", "slack").payload == {"kind": "digest", "findings": []}  # type: ignore[union-attr]
+
+
+def busy_digest(findings: int, seed: int) -> dict[str, Any]:
+    """A daily digest of a busy organisation: low findings with 100 random event IDs each (compresses ~2x)."""
+    rnd = random.Random(seed)
+    return {"kind": "digest", "period": "2026-03-02", "findings": [
+        {"fingerprint": f"{rnd.getrandbits(64):016x}", "detector": "failed_assume_role", "severity": "low",
+         "title": f"AssumeRole denied for role team-{n}",
+         "event_ids": [str(uuid.UUID(int=rnd.getrandbits(128), version=4)) for _ in range(100)]}
+        for n in range(findings)]}
+
+
+def outbox_doc_heads(st: DynamoState) -> list[dict[str, Any]]:
+    return [i for i in scan(st) if i["pk"]["S"] == f"doc#{OUTBOX_PAYLOADS}"]
+
+
+@pytest.fixture(scope="module")
+def digest() -> dict[str, Any]:
+    doc = busy_digest(600, seed=20)
+    assert len(zlib.compress(json.dumps(doc).encode(), 6)) > 1_000_000  # past what payload_z could hold
+    return doc
+
+
+def test_a_digest_past_the_compressed_limit_round_trips_through_parts(st: DynamoState,
+                                                                       digest: dict[str, Any]) -> None:
+    st.outbox_put("digest:2026-03-02", "slack", digest, "pending", NOW)
+    st.outbox_put("fp1", "slack", {"text": "small"}, "pending", NOW)
+    assert [(o.fingerprint, o.payload) for o in st.outbox_items()] == [
+        ("digest:2026-03-02", digest), ("fp1", {"text": "small"})]
+    other = DynamoState(st._ddb, st.table)  # another handle: nothing cached, read from the table
+    assert other.outbox_get("digest:2026-03-02", "slack").payload == digest  # type: ignore[union-attr]
+    assert [o.payload for o in other.outbox_items(["pending"], notifier="slack")] == [digest, {"text": "small"}]
+    row = st._get("outbox#slack", "digest:2026-03-02")
+    assert row is not None and "payload" not in row and "payload_z" not in row
+    assert row["payload_ref"] == '["slack","digest:2026-03-02"]'
+    assert len(part_items(st)) >= 3
+    assert max(item_size(i) for i in scan(st)) < ITEM_LIMIT
+
+
+def test_status_updates_keep_an_out_of_line_payload_untouched(st: DynamoState, digest: dict[str, Any]) -> None:
+    st.outbox_put("digest:2026-03-02", "slack", digest, "pending", NOW)
+    before = sorted((i["sk"]["S"], i["data"]["B"]) for i in part_items(st))
+    head_before = outbox_doc_heads(st)
+    st.outbox_mark("digest:2026-03-02", "slack", "sending", NOW)
+    st.outbox_mark("digest:2026-03-02", "slack", "failed", NOW, error="HTTP 503")
+    st.outbox_mark("digest:2026-03-02", "slack", "sending", NOW)
+    st.outbox_mark("digest:2026-03-02", "slack", "sent", NOW, receipt={"ts": "1.2"})
+    got = st.outbox_get("digest:2026-03-02", "slack")
+    assert got is not None and (got.status, got.attempts, got.receipt) == ("sent", 2, {"ts": "1.2"})
+    assert got.payload == digest
+    # the same version's parts and head: marking rewrote the row only, never the payload document
+    assert sorted((i["sk"]["S"], i["data"]["B"]) for i in part_items(st)) == before
+    assert outbox_doc_heads(st) == head_before
+
+
+def test_deleting_or_pruning_an_outbox_row_deletes_its_payload_parts(st: DynamoState,
+                                                                     digest: dict[str, Any]) -> None:
+    from monitor.config import Config
+    from monitor.retention import prune_outbox
+
+    st.outbox_put("digest:2026-03-02", "slack", digest, "pending", NOW)
+    st.outbox_put("digest:2026-03-03", "slack", busy_digest(600, seed=21), "pending", NOW)
+    st.outbox_put("fp1", "slack", {"text": "small"}, "pending", NOW)
+    assert st.outbox_delete([("digest:2026-03-02", "slack")]) == 1
+    assert st.outbox_get("digest:2026-03-02", "slack") is None
+    assert [json.loads(i["sk"]["S"]) for i in outbox_doc_heads(st)] == [["slack", "digest:2026-03-03"]]
+    assert {i["pk"]["S"] for i in part_items(st)} == {DOC_PARTS + '["outbox-payload","[\\"slack\\",\\"digest:2026-03-03\\"]"]'}
+
+    st.outbox_mark("digest:2026-03-03", "slack", "sent", NOW)
+    assert prune_outbox(Config.model_validate({}), st, NOW + timedelta(days=500)) == 1  # retention
+    assert outbox_doc_heads(st) == [] and part_items(st) == []
+    assert [i["sk"]["S"] for i in scan(st)] == ["fp1"]
+
+
+def test_a_digest_shrinking_back_inline_drops_its_document(st: DynamoState, digest: dict[str, Any]) -> None:
+    st.outbox_put("digest:2026-03-02", "slack", digest, "pending", NOW)
+    st.outbox_put("digest:2026-03-02", "slack", {"kind": "digest", "findings": []}, "pending", NOW)
+    row = st._get("outbox#slack", "digest:2026-03-02")
+    assert row is not None and "payload_ref" not in row and json.loads(row["payload"])["findings"] == []
+    assert outbox_doc_heads(st) == [] and part_items(st) == []
+    bigger = busy_digest(700, seed=22)
+    st.outbox_put("digest:2026-03-02", "slack", digest, "pending", NOW)
+    st.outbox_put("digest:2026-03-02", "slack", bigger, "pending", NOW)  # replaced in place, old parts swept
+    assert st.outbox_get("digest:2026-03-02", "slack").payload == bigger  # type: ignore[union-attr]
+    head = outbox_doc_heads(st)
+    assert len(head) == 1 and {i["version"]["S"] for i in part_items(st)} == {head[0]["version"]["S"]}
+
+
+def test_small_outbox_rows_keep_their_inline_layout(st: DynamoState) -> None:
+    st.outbox_put("fp1", "slack", {"text": "one"}, "pending", NOW)
+    ((raw,),) = [[i for i in scan(st)]]
+    assert raw["payload"] == {"S": '{"text": "one"}'}
+    assert not {"payload_z", "payload_ref"} & raw.keys()
+    assert outbox_doc_heads(st) == [] and part_items(st) == []
+
+
+def test_an_out_of_line_digest_commits_with_its_transaction_or_not_at_all(st: DynamoState,
+                                                                          digest: dict[str, Any]) -> None:
+    with pytest.raises(RuntimeError), st.transaction():
+        st.outbox_put("digest:2026-03-02", "slack", digest, "pending", NOW)
+        assert st.outbox_get("digest:2026-03-02", "slack").payload == digest  # type: ignore[union-attr]
+        raise RuntimeError("crash before commit")
+    assert scan(st) == []
+    with st.transaction():
+        st.outbox_put("digest:2026-03-02", "slack", digest, "pending", NOW)
+    assert DynamoState(st._ddb, st.table).outbox_get("digest:2026-03-02", "slack").payload == digest  # type: ignore[union-attr]
+    with st.transaction():
+        st.outbox_delete([("digest:2026-03-02", "slack")])
+    assert scan(st) == []
+
+
+def test_a_row_whose_payload_document_is_missing_is_reported(st: DynamoState, digest: dict[str, Any]) -> None:
+    st.outbox_put("digest:2026-03-02", "slack", digest, "pending", NOW)
+    (head,) = outbox_doc_heads(st)
+    st._ddb.delete_item(TableName=st.table, Key={"pk": head["pk"], "sk": head["sk"]})
+    with pytest.raises(ValueError, match="outbox row slack/digest:2026-03-02 is damaged"):
+        st.outbox_items()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -385,3 +386,20 @@ def test_retention_forgets_chosen_file_marks_and_outbox_rows_only(store) -> None
     store.outbox_put("fp2", "file", {"text": "two"}, "pending", NOW)
     assert store.outbox_delete([("fp1", "file"), ("fp9", "file")]) == 1
     assert [(o.fingerprint, o.notifier) for o in store.outbox_items()] == [("fp1", "slack"), ("fp2", "file")]
+
+
+def test_an_outbox_digest_of_megabytes_round_trips_and_is_deleted_whole(store) -> None:
+    rnd = random.Random(23)
+    # a busy day's digest: random event IDs compress ~2x, so this is past 1 MB even compressed
+    digest = {"kind": "digest", "findings": [
+        {"fingerprint": f"{rnd.getrandbits(64):016x}", "severity": "low",
+         "event_ids": [str(uuid.UUID(int=rnd.getrandbits(128), version=4)) for _ in range(100)]}
+        for _ in range(600)]}
+    store.outbox_put("digest:2026-03-02", "slack", digest, "pending", NOW)
+    store.outbox_mark("digest:2026-03-02", "slack", "sending", NOW)
+    store.outbox_mark("digest:2026-03-02", "slack", "sent", NOW, receipt={"ts": "1.2"})
+    (item,) = store.outbox_items()
+    assert (item.payload, item.status, item.attempts) == (digest, "sent", 1)
+    assert store.outbox_delete([("digest:2026-03-02", "slack")]) == 1
+    assert store.outbox_get("digest:2026-03-02", "slack") is None and store.outbox_items() == []
+    assert list(store.iter_json("outbox-payload")) == []  # no payload document outlives its row
