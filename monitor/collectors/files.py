@@ -230,17 +230,30 @@ def inflate(data: bytes) -> bytes:
     return gzip_impl.decompress(data)
 
 
+def document_bytes(body: bytes, name: str, origin: str) -> bytes | BadInput:
+    """A whole document's JSON bytes (inflated by name), or the BadInput saying why there are none.
+
+    A delivery document is parsed whole anyway, so it is inflated whole.
+    """
+    try:
+        return inflate(body) if name.endswith(".gz") else body
+    except GZIP_ERRORS as exc:
+        return BadInput(origin, "file", f"truncated or corrupt gzip: {exc}")
+
+
+def cannot_open(origin: str, exc: OSError) -> BadInput:
+    return BadInput(origin, "file", f"cannot open: {exc.strerror}")
+
+
 def read_stream(fh: IO[bytes], name: str, origin: str) -> Iterator[Item]:
     """Records of interest from an open binary stream; gzip by name; JSON Lines are streamed line by line."""
     if is_line_format(name):
         stream: IO[bytes] = gzip_impl.GzipFile(fileobj=fh) if name.endswith(".gz") else fh  # type: ignore[assignment]
         yield from records_from_lines(stream, origin)
         return
-    # a delivery document is parsed whole anyway, so it is inflated whole
-    try:
-        data = inflate(fh.read()) if name.endswith(".gz") else fh.read()
-    except GZIP_ERRORS as exc:
-        yield BadInput(origin, "file", f"truncated or corrupt gzip: {exc}")
+    data = document_bytes(fh.read(), name, origin)
+    if isinstance(data, BadInput):
+        yield data
         return
     yield from records_from_bytes(data, origin)
 
@@ -252,7 +265,7 @@ def read_file(path: str | Path, origin: str | None = None) -> Iterator[Item]:
     try:
         fh = open(p, "rb")  # noqa: SIM115 - closed in finally, generator-safe
     except OSError as exc:
-        yield BadInput(origin, "file", f"cannot open: {exc.strerror}")
+        yield cannot_open(origin, exc)
         return
     try:
         yield from read_stream(fh, p.name, origin)

@@ -14,9 +14,9 @@ from typing import Any
 
 from monitor.collectors.base import BadInput
 from monitor.collectors.files import (
-    GZIP_ERRORS,
     NotCompact,
-    inflate,
+    cannot_open,
+    document_bytes,
     is_compact_delivery,
     is_line_format,
     marked_assume_role_records,
@@ -66,10 +66,9 @@ def document_rows(body: bytes, name: str, origin: str, rows: list[tuple[Any, ...
     """Rows of one whole (possibly gzip) trail document, e.g. an S3 object body."""
     if is_line_format(name):
         return items_rows(read_stream(io.BytesIO(body), name, origin), rows, skipped)
-    try:
-        data = inflate(body) if name.endswith(".gz") else body
-    except GZIP_ERRORS as exc:
-        skipped.append(str(BadInput(origin, "file", f"truncated or corrupt gzip: {exc}")))
+    data = document_bytes(body, name, origin)
+    if isinstance(data, BadInput):
+        skipped.append(str(data))
         return 0
     fast = delivery_rows(data, origin, rows, skipped)
     if fast is not None:
@@ -85,6 +84,6 @@ def file_rows(path: str | Path, rows: list[tuple[Any, ...]], skipped: list[str])
     try:
         body = p.read_bytes()
     except OSError as exc:
-        skipped.append(str(BadInput(str(p), "file", f"cannot open: {exc.strerror}")))
+        skipped.append(str(cannot_open(str(p), exc)))
         return 0
     return document_rows(body, p.name, str(p), rows, skipped)
