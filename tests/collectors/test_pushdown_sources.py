@@ -68,13 +68,18 @@ def athena_result_set(rows: list[dict[str, str | None]], header: bool) -> dict:
 # --------------------------------------------------------------------------- athena (moto server)
 
 
-def test_athena_source_against_moto(aws_config, moto: str, layout_trail: Path, pushdown_rows) -> None:  # noqa: ANN001
-    preset = athena_result_set(pushdown_rows, header=True)
+def preset_athena_results(moto: str, rows: list[dict[str, str | None]]) -> None:
+    """Queue `rows` (header first) as the result the moto server gives the next Athena query."""
+    preset = athena_result_set(rows, header=True)
     body = {"account_id": "123456789012", "region": "us-east-1",
             "results": [{"rows": preset["Rows"], "column_info": preset["ResultSetMetadata"]["ColumnInfo"]}]}
     urllib.request.urlopen(urllib.request.Request(
         f"{moto}/moto-api/static/athena/query-results", data=json.dumps(body).encode(), method="POST",
         headers={"Content-Type": "application/json"})).read()
+
+
+def test_athena_source_against_moto(aws_config, moto: str, layout_trail: Path, pushdown_rows) -> None:  # noqa: ANN001
+    preset_athena_results(moto, pushdown_rows)
     client = aws_client("athena", aws_config)
     source = AthenaSource(type="athena", database="trails", table="org_cloudtrail",
                           output_location="s3://athena-results/rolewatch/")
@@ -252,12 +257,7 @@ def test_athena_source_in_a_cycle_stores_the_same_events(aws_config, moto: str, 
     from monitor.config import parse_config
     from monitor.pipeline import load_events, run_cycle
 
-    preset = athena_result_set(pushdown_rows, header=True)
-    body = {"account_id": "123456789012", "region": "us-east-1",
-            "results": [{"rows": preset["Rows"], "column_info": preset["ResultSetMetadata"]["ColumnInfo"]}]}
-    urllib.request.urlopen(urllib.request.Request(
-        f"{moto}/moto-api/static/athena/query-results", data=json.dumps(body).encode(), method="POST",
-        headers={"Content-Type": "application/json"})).read()
+    preset_athena_results(moto, pushdown_rows)
     config = parse_config({"aws": {"endpoint_url": moto, "max_attempts": 3},
                            "sources": [{"type": "athena", "database": "trails", "table": "org_cloudtrail"}]})
     now = datetime(2030, 1, 1, tzinfo=UTC)
