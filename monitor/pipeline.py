@@ -198,19 +198,12 @@ class _StoreGroup:
         self.result.skipped += len(bad)
 
 
-def _nothing_found(source: Any) -> str:
-    if source.type == "s3":
-        from monitor.collectors.s3 import trail_root
-
-        return f"no AWSLogs/<account>/ prefixes found under s3://{source.bucket}/{trail_root(source.prefix)}"
-    return "nothing found to read"
-
-
 def _collect_source(source: Any, config: Config, state: StateStore, window: CycleWindow,
                     result: CycleResult) -> None:
     sid = source_id(source)
     spans: list[Span] = []
     group = _StoreGroup(state, sid, result)
+    collector: Collector | None = None
     try:
         collector = make_collector(source, config, state)
         spans = collector.spans
@@ -229,11 +222,11 @@ def _collect_source(source: Any, config: Config, state: StateStore, window: Cycl
             spans[-1].fail(message)
         elif not group.unstored:
             spans.append(Span(window.since, window.until, status="failed", message=message))
-    if not spans:
+    if not spans and collector is not None:
         # a source that found nothing to read (an S3 bucket with no AWSLogs/<account>/ folder at all)
         # would leave no coverage, and monitor_health could then neither call it silent nor see a
         # failed streak end: it is covered as a whole, having delivered nothing
-        spans.append(Span(window.since, window.until, message=_nothing_found(source)))
+        spans.append(Span(window.since, window.until, message=collector.nothing_found()))
     for span in spans:
         cov = Coverage(
             run_id=result.run_id, source=sid, start=iso(span.start), end=iso(span.end), status=span.status,

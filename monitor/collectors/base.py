@@ -130,6 +130,10 @@ class Collector(ABC):
     @abstractmethod
     def batches(self, window: CycleWindow) -> Iterator[Batch]: ...
 
+    def nothing_found(self) -> str:
+        """What a cycle that found no unit to read says of this source (its coverage message)."""
+        return "nothing found to read"
+
     def start_for(self, window: CycleWindow, key: str = "position") -> datetime:
         """Window start for one checkpoint key: --since, else checkpoint - overlap, else the initial lookback."""
         if window.since is not None:

@@ -80,6 +80,9 @@ class S3Collector(Collector):
     # the object reader; a seam so tests can make reading one object fail in a way real input cannot
     reader: Callable[[IO[bytes], str, str], Iterator[Item]] = staticmethod(read_stream)
 
+    def nothing_found(self) -> str:
+        return f"no AWSLogs/<account>/ prefixes found under s3://{self.source.bucket}/{trail_root(self.source.prefix)}"
+
     def _client(self) -> Any:
         return aws.client("s3", self.config.aws, max_pool_connections=max(10, self.source.max_workers))
 
