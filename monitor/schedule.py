@@ -123,9 +123,11 @@ def overdue_posture(service: Service, now: datetime) -> frozenset[str]:
     """{"posture"} when its trigger fired since its last run while the service was down (a restart at
     09:00 after a 03:00 that passed unseen), so it runs at start rather than a day late. A posture job
     that never ran keeps its schedule: a first start does not add an unplanned collection."""
-    if not service.config.schedule.posture.enabled or not service.state.runs(job="posture", limit=1):
+    job = service.config.schedule.posture
+    last = service.state.runs(job="posture", limit=1) if job.enabled else []
+    if not last:
         return frozenset()
-    due = service.posture_due_at(now)
+    due = due_at("posture", job, parse_time(last[0]["started_at"]), now)  # one run-history read, not two
     return frozenset({"posture"}) if due is not None and due <= now else frozenset()
 
 
@@ -314,9 +316,6 @@ class Service:
         last = self.state.runs(job=name, limit=1)
         return due_at(name, job, parse_time(last[0]["started_at"]) if last else None, now)
 
-    def posture_due_at(self, now: datetime) -> datetime | None:
-        return self.job_due_at("posture", now)
-
     def tick(self, posture: PostureMode = "auto", *, since: datetime | None = None,
              until: datetime | None = None) -> Tick:
         """One tick for `rolewatch once`: the collect job, then the posture job when due (`auto`), or
@@ -331,7 +330,7 @@ class Service:
         """
         collect = self.run_job("collect", partial(self.collect, since=since, until=until))
         now = self.clock()
-        due = self.posture_due_at(now) if posture == "auto" else None
+        due = self.job_due_at("posture", now) if posture == "auto" else None
         run_posture = posture == "always" or (due is not None and due <= now)
         tick = Tick(collect, self.run_job("posture") if run_posture else None, due)
         for name in DUE_JOBS:
