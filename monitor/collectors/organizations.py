@@ -31,10 +31,10 @@ import boto3
 import botocore.loaders
 import botocore.session
 from botocore.credentials import CredentialProvider, CredentialResolver, RefreshableCredentials
-from botocore.exceptions import ClientError
 
 from monitor.aws import client as make_client
 from monitor.aws import session as base_session
+from monitor.collectors import throttle
 from monitor.config import Config, OrganizationConfig
 from monitor.redact import redact_text
 from monitor.secrets import resolve_secret
@@ -188,9 +188,8 @@ class AccountResults:
 
 
 def error_code(exc: BaseException) -> str:
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Code") or type(exc).__name__)
-    return type(exc).__name__
+    """The AWS error code of a failure, else the exception's type (a timeout, a network error)."""
+    return str(throttle.error_code(exc) or type(exc).__name__)
 
 
 def run_per_account(accounts: list[str], work: Callable[[str], T], *, max_workers: int, timeout_seconds: float,
