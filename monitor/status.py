@@ -93,7 +93,8 @@ def gather_status(state: Any, now: datetime) -> dict[str, Any]:
         rows = [cov for rid in dict.fromkeys(filter(None, [run["run_id"], stats.get("cycle_run_id")]))
                 for cov in state.coverage(rid)]
         for name, summary in summarise(rows).items():
-            sources.setdefault(name, summary.as_dict())
+            if name not in sources:  # as_dict walks every unit row: only for the newest cycle of each source
+                sources[name] = summary.as_dict()
     return {
         "healthy": healthy,
         "service": why,
