@@ -33,6 +33,7 @@ from monitor.collectors.organizations import (
     ASSUME_AUDIT_ROLE,
     AccountResults,
     AuditSessions,
+    in_audit_account,
     list_accounts,
     run_per_account,
 )
@@ -149,10 +150,7 @@ class LookupEventsCollector(Collector):
                     continue
             raise _Stopped("the cycle stopped taking batches")
 
-        def read_account(account: str) -> None:
-            steps[account] = ASSUME_AUDIT_ROLE
-            session = sessions.session(account)
-            steps[account] = READ_SOURCE
+        def read_account(account: str, session: Any) -> None:
             for region in regions:
                 key = f"{account}/{region}"
                 span = Span(starts[key], end, account=account, region=region)
@@ -164,7 +162,8 @@ class LookupEventsCollector(Collector):
 
         def run() -> None:
             try:
-                outcome.append(run_per_account(accounts, read_account, max_workers=org.max_workers,
+                outcome.append(run_per_account(accounts, in_audit_account(sessions, READ_SOURCE, steps, read_account),
+                                               max_workers=org.max_workers,
                                                timeout_seconds=org.account_timeout_seconds,
                                                step=READ_SOURCE, steps=steps))
             finally:

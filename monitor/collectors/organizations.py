@@ -241,6 +241,19 @@ def _report(account: str, exc: BaseException) -> str:
     return message
 
 
+def in_audit_account(sessions: AuditSessions, step: str, steps: dict[str, str],
+                     work: Callable[[str, Any], T]) -> Callable[[str], T]:
+    """`work(account, session)` in the account's audit-role session, noting in `steps` what it is
+    doing there: `assume_audit_role` while the session is made, then `step` (for failure reports)."""
+    def in_account(account: str) -> T:
+        steps[account] = ASSUME_AUDIT_ROLE
+        session = sessions.session(account)
+        steps[account] = step
+        return work(account, session)
+
+    return in_account
+
+
 def for_each_account(config: Config, work: Callable[[str, boto3.session.Session], T], *, now: datetime,
                      source_session: Any = None, clock: Callable[[], float] = time.monotonic,
                      poll_seconds: float = 1.0, step: str = "work") -> tuple[list[Account], AccountResults]:
@@ -260,14 +273,7 @@ def for_each_account(config: Config, work: Callable[[str, boto3.session.Session]
     accounts = list_accounts(config, source)
     sessions = AuditSessions(config, now=now, source_session=source)
     steps: dict[str, str] = {}
-
-    def in_account(account: str) -> T:
-        steps[account] = ASSUME_AUDIT_ROLE
-        session = sessions.session(account)
-        steps[account] = step
-        return work(account, session)
-
-    results = run_per_account([a.account_id for a in accounts], in_account,
+    results = run_per_account([a.account_id for a in accounts], in_audit_account(sessions, step, steps, work),
                               max_workers=org.max_workers, timeout_seconds=org.account_timeout_seconds,
                               clock=clock, poll_seconds=poll_seconds, step=step, steps=steps)
     return accounts, results
