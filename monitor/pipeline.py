@@ -30,7 +30,7 @@ from monitor.findings import Finding, iso
 from monitor.health import record_account_rounds, record_deliveries, source_account_round
 from monitor.logs import run_id_var
 from monitor.posture.model import Posture
-from monitor.state.base import Coverage, StateStore
+from monitor.state.base import Coverage, StateLockedError, StateStore
 
 log = logging.getLogger(__name__)
 
@@ -307,16 +307,39 @@ def check_window(since: datetime | None, until: datetime) -> None:
         raise ValueError(f"--since {iso(since)} is not before --until {iso(until)}")
 
 
+def _window(config: Config, now: datetime, since: datetime | None, until: datetime) -> CycleWindow:
+    return CycleWindow(
+        now=now, until=until, since=since,
+        initial_lookback=timedelta(hours=config.collection.initial_lookback_hours),
+        overlap=timedelta(minutes=config.collection.overlap_minutes),
+    )
+
+
+def detect_stored(config: Config, state: StateStore, *, now: datetime, notify: bool = True) -> CycleResult | None:
+    """Detection and alerts over the events already stored, collecting nothing: the end of a posture run.
+
+    The cycle reads the inventory as it stands when it detects, so without this what a new inventory
+    shows (trust_policy, least_privilege, unused_role, failures explained by a changed trust policy)
+    would wait for the next cycle: a day, for a daily `once`. Findings the last cycle already stored
+    are upserted unchanged and not alerted again. None when a cycle holds the lock: it, or the next
+    one, detects with the new inventory.
+    """
+    try:
+        with state.lock(CYCLE_LOCK):
+            result = CycleResult(run_id_var.get() or "", 0, 0, [], [], [], [], [])
+            _detect_and_notify(config, state, _window(config, now, None, now), None, notify, result)
+            return result
+    except StateLockedError:
+        log.info("a cycle is running: the new inventory's findings come with it or the next one")
+        return None
+
+
 def run_cycle(config: Config, state: StateStore, *, now: datetime, since: datetime | None = None,
               until: datetime | None = None, notify: bool = True, posture: Posture | None = None) -> CycleResult:
     """One collection + detection + alert cycle. Raises StateLockedError if another cycle holds the state."""
     until = until or now
     check_window(since, until)
-    window = CycleWindow(
-        now=now, until=until, since=since,
-        initial_lookback=timedelta(hours=config.collection.initial_lookback_hours),
-        overlap=timedelta(minutes=config.collection.overlap_minutes),
-    )
+    window = _window(config, now, since, until)
     with state.lock(CYCLE_LOCK):
         run_id = state.start_run("collect", now)
         token = run_id_var.set(run_id)

@@ -296,15 +296,30 @@ class Service:
         # an account it could not reach is alerted now, not at the next collection cycle
         health = self.health(now)
         stats = {**posture_stats(posture), **posture_failures(posture), "health_findings": len(health)}
+        reached = [a for a in posture.accounts if a not in posture.errors]
+        if reached:
+            stats["findings"] = self._detect_with_new_inventory(now)
         # accounts it could not reach are monitor_health findings; the run says it is incomplete
         # (partial) without failing `once`, and fails only when it reached no account at all
         result = "ok"
         if posture.errors:
-            reached = [a for a in posture.accounts if a not in posture.errors]
             result = "partial" if reached else "failed"
             if not reached:
                 stats["error"] = f"no account could be reached ({len(posture.errors)} tried)"
         return JobOutcome(result, stats)
+
+    def _detect_with_new_inventory(self, now: datetime) -> int | str:
+        """What the new inventory shows goes out now, not with the next cycle: the findings new or
+        changed, or why there was no detection. The inventory is stored either way, so a detection
+        that fails leaves the posture run as it was and the next cycle tries again."""
+        from monitor.pipeline import detect_stored
+
+        try:
+            detected = detect_stored(self.config, self.state, now=now, notify=self.notify)
+        except Exception as exc:  # noqa: BLE001 - see the docstring
+            log.error("detection after the posture run failed: %s", exc, exc_info=True)
+            return redact_text(f"detection failed: {type(exc).__name__}: {exc}")
+        return len(detected.findings) if detected is not None else "deferred: a cycle is running"
 
     def job_due_at(self, name: str, now: datetime) -> datetime | None:
         """When a job falls due after its last recorded run, whatever its result (as in `run`, a failed

@@ -322,3 +322,42 @@ def test_a_bad_retention_crontab_stops_once_before_any_work(moto: str, tmp_path:
     with pytest.raises(ConfigError, match=r"schedule\.retention\.cron"):
         run_once(cfg, build_parser().parse_args(["once", "--posture", "never"]), clock=FakeClock(NOW))
     assert not (tmp_path / "state.db").exists()
+
+
+def test_a_new_inventory_is_detected_and_alerted_in_the_tick_that_collected_it(moto: str, tmp_path: Path,
+                                                                               capsys) -> None:
+    """The cycle runs before the posture job; the posture job then detects again with the inventory it
+    stored, so a daily `once` does not alert a wildcard trust a day late."""
+    wide_open = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}]})
+    boto3.client("iam", endpoint_url=moto, region_name="us-east-1").create_role(
+        RoleName="open-door", AssumeRolePolicyDocument=wide_open)
+    clock = FakeClock(NOW)
+    once = make_once(once_config(tmp_path, moto), clock, capsys)
+
+    code, out = once()
+    assert code == 0, out
+    trust = [a for a in alert_lines(tmp_path) if a["detector"] == "trust_policy"]
+    assert [(a["details"]["check"], a["role_arn"].rsplit("/", 1)[-1]) for a in trust] == [
+        ("wildcard_principal", "open-door")]
+    assert posture_runs(tmp_path)[0]["stats"]["findings"] >= 1
+
+    clock.advance(minutes=5)
+    code, out = once()  # the next cycle finds the same finding open: not alerted again
+    assert code == 0, out
+    assert [a["detector"] for a in alert_lines(tmp_path)].count("trust_policy") == 1
+
+
+def test_the_posture_job_defers_detection_to_a_cycle_that_holds_the_lock(moto: str, tmp_path: Path) -> None:
+    from monitor.pipeline import CYCLE_LOCK, detect_stored
+
+    cfg = once_config(tmp_path, moto)
+    st = in_state(tmp_path)
+    other = in_state(tmp_path)
+    try:
+        with other.lock(CYCLE_LOCK):
+            assert detect_stored(cfg, st, now=NOW) is None
+        assert detect_stored(cfg, st, now=NOW) is not None
+    finally:
+        st.close()
+        other.close()
