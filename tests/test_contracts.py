@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
+import re
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +14,7 @@ import pytest
 from pydantic import BaseModel
 
 from monitor.cli import build_parser
-from monitor.config import Config
+from monitor.config import Config, load_config
 from monitor.findings import DETECTORS, FINDING_FIELDS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -92,3 +95,26 @@ def test_every_detector_name_is_documented(detector: str) -> None:
 def test_every_findings_field_is_documented(field: str) -> None:
     findings_section = README.split("## Findings JSON", 1)[1].split("\n## ", 1)[0]
     assert f"`{field}`" in findings_section
+
+
+def _readme_toml_blocks() -> list[str]:
+    return re.findall(r"```toml\n(.*?)```", README, re.S)
+
+
+def _readme_notifiers() -> list[dict[str, Any]]:
+    return [n for block in _readme_toml_blocks() for n in tomllib.loads(block).get("notifiers", [])]
+
+
+@pytest.mark.parametrize("block", _readme_toml_blocks(), ids=lambda b: b.split("\n", 1)[0])
+def test_every_readme_toml_example_loads_through_the_config_loader(block: str, tmp_path: Path) -> None:
+    # examples name notifiers from the routing example (report.slack_notifiers); give each block those
+    data = tomllib.loads(block)
+    if "notifiers" not in data:
+        block += "".join(f"\n[[notifiers]]\n{_toml_table(n)}" for n in _readme_notifiers())
+    path = tmp_path / "rolewatch.toml"
+    path.write_text(block)
+    load_config(path)
+
+
+def _toml_table(table: dict[str, Any]) -> str:
+    return "".join(f"{k} = {json.dumps(v)}\n" for k, v in table.items())
