@@ -14,7 +14,16 @@ import pytest
 from pydantic import BaseModel
 
 from monitor.cli import build_parser
-from monitor.config import Config, load_config
+from monitor.config import (
+    AwsConfig,
+    CollectionConfig,
+    Config,
+    JobSchedule,
+    ScheduleConfig,
+    SlackNotifier,
+    StateConfig,
+    load_config,
+)
 from monitor.findings import DETECTORS, FINDING_FIELDS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -118,3 +127,50 @@ def test_every_readme_toml_example_loads_through_the_config_loader(block: str, t
 
 def _toml_table(table: dict[str, Any]) -> str:
     return "".join(f"{k} = {json.dumps(v)}\n" for k, v in table.items())
+
+
+# README tables of `| key | default | meaning |`, and the model each section's keys belong to
+_DEFAULT_TABLES = {
+    "### `[state]`": StateConfig,
+    "### `[aws]`": AwsConfig,
+    "### `[collection]`": CollectionConfig,
+    "### Keys common to every type": SlackNotifier,
+    "Configuration keys and defaults:": Config,  # the detectors' table, dotted keys
+}
+
+
+def _documented_defaults() -> list[tuple[str, type[BaseModel], str]]:
+    """(key, model, default) of every row whose default is a value: `literal`, none or all (= null)."""
+    out = []
+    for heading, model in _DEFAULT_TABLES.items():
+        section = README.split(heading, 1)[1].split("\n#", 1)[0]
+        rows = re.findall(r"^\| `([a-z0-9_.]+)` \| ([^|]+?) \|", section, re.M)
+        assert rows, f"no key table under {heading!r}"
+        out += [(key, model, default) for key, default in rows
+                if default in ("none", "all") or re.fullmatch(r"`[^`]+`", default)]
+    return out
+
+
+def _field_default(model: type[BaseModel], dotted: str) -> Any:
+    *parents, leaf = dotted.split(".")
+    for name in parents:
+        model = _model_types(model.model_fields[name].annotation)[0]
+    return model.model_fields[leaf].get_default(call_default_factory=True)
+
+
+@pytest.mark.parametrize(("key", "model", "default"), _documented_defaults(),
+                         ids=[f"{m.__name__}.{k}" for k, m, _ in _documented_defaults()])
+def test_every_documented_default_is_the_code_default(key: str, model: type[BaseModel], default: str) -> None:
+    expected = None if default in ("none", "all") else tomllib.loads(f"v = {default.strip('`')}")["v"]
+    assert _field_default(model, key) == expected
+
+
+def test_the_documented_schedule_defaults_are_the_code_defaults() -> None:
+    section = README.split("### `[schedule]`", 1)[1].split("\n#", 1)[0]
+    rows = dict(re.findall(r"^\| `([a-z]+)` \| `([^`]+)` \|", section, re.M))
+    assert set(rows) == set(ScheduleConfig.model_fields) - {"misfire_grace_seconds"}
+    defaults = ScheduleConfig()
+    for job, trigger in rows.items():
+        assert getattr(defaults, job) == JobSchedule(**tomllib.loads(trigger)), job
+    grace = re.search(r"`misfire_grace_seconds` \(default (\d+)\)", section)
+    assert grace is not None and int(grace.group(1)) == defaults.misfire_grace_seconds

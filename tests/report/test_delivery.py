@@ -109,10 +109,12 @@ def test_one_destination_failing_does_not_stop_the_others(filled_state, aws_conf
 
 
 def test_nothing_delivered_keeps_no_snapshot(filled_state, aws_config, tmp_path: Path) -> None:
-    cfg = _config(tmp_path, formats=["json"], output_dir=None, s3_uri="s3://no-such-bucket/")
+    # "" is how a TOML file says "no folder" (README [report]); omitting the key gives "reports"
+    cfg = _config(tmp_path, formats=["json"], output_dir="", s3_uri="s3://no-such-bucket/")
     cfg.aws = aws_config
     result = run_scheduled_report(cfg, filled_state, now=NOW)
-    assert not result.delivered and result.errors
+    assert not result.delivered and result.errors and result.written == []
+    assert not list(tmp_path.glob("rolewatch-access-review-*")) and not (tmp_path / "reports").exists()
     assert filled_state.get_json(SNAPSHOT_NAMESPACE, "all") is None
 
 
