@@ -446,8 +446,24 @@ Notifier = Annotated[
 
 class JobSchedule(_Model):
     enabled: bool = True
-    cron: str | None = None  # crontab expression; wins over interval
-    interval_minutes: float | None = None
+    cron: str | None = None  # crontab expression (UTC); wins over interval
+    interval_minutes: float | None = Field(default=None, gt=0)
+
+    @field_validator("cron")
+    @classmethod
+    def _crontab(cls, cron: str | None) -> str | None:
+        # checked here rather than when a trigger is built, so `check-config` and every command
+        # reject it before any work, naming the file and key
+        if cron is not None:
+            from datetime import UTC
+
+            from apscheduler.triggers.cron import CronTrigger
+
+            try:
+                CronTrigger.from_crontab(cron, timezone=UTC)
+            except ValueError as exc:
+                raise ValueError(f"{cron!r} is not a crontab expression: {exc}") from None
+        return cron
 
     @model_validator(mode="after")
     def _one_trigger(self) -> JobSchedule:

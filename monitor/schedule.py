@@ -37,7 +37,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from monitor.config import Config, ConfigError, JobSchedule, ScheduleConfig
+from monitor.config import Config, JobSchedule, ScheduleConfig
 from monitor.coverage_summary import UNIT_LIST_CAP
 from monitor.findings import iso
 from monitor.health import HEARTBEAT_SECONDS, check_health, parse_time, write_heartbeat
@@ -65,18 +65,15 @@ def utc_now() -> datetime:
 # --------------------------------------------------------------------------- triggers (pure)
 
 
-def make_trigger(name: str, job: JobSchedule, now: datetime) -> BaseTrigger:
+def make_trigger(job: JobSchedule, now: datetime) -> BaseTrigger:
     """cron wins over interval; an interval job fires first at `now` (a fresh service collects at once)."""
     if job.cron:
-        try:
-            return CronTrigger.from_crontab(job.cron, timezone=UTC)
-        except ValueError as exc:
-            raise ConfigError(f"schedule.{name}.cron: {job.cron!r} is not a crontab expression: {exc}") from None
+        return CronTrigger.from_crontab(job.cron, timezone=UTC)  # JobSchedule validated the expression
     assert job.interval_minutes is not None  # JobSchedule validation guarantees one of them
     return IntervalTrigger(seconds=job.interval_minutes * 60, start_date=now, timezone=UTC)
 
 
-def due_at(name: str, job: JobSchedule, last_run: datetime | None, now: datetime) -> datetime | None:
+def due_at(job: JobSchedule, last_run: datetime | None, now: datetime) -> datetime | None:
     """When the job falls due after its last run: its trigger's first fire time after `last_run`.
 
     `now` when it never ran; None when it is disabled. This is how `once`, which has no scheduler
@@ -86,13 +83,13 @@ def due_at(name: str, job: JobSchedule, last_run: datetime | None, now: datetime
         return None
     if last_run is None:
         return now
-    return make_trigger(name, job, last_run).get_next_fire_time(last_run, last_run)
+    return make_trigger(job, last_run).get_next_fire_time(last_run, last_run)
 
 
 def job_triggers(schedule: ScheduleConfig, now: datetime) -> dict[str, BaseTrigger]:
     """The enabled jobs and their triggers, in a fixed order."""
     jobs = {name: getattr(schedule, name) for name in JOB_NAMES}
-    return {name: make_trigger(name, job, now) for name, job in jobs.items() if job.enabled}
+    return {name: make_trigger(job, now) for name, job in jobs.items() if job.enabled}
 
 
 def upcoming(trigger: BaseTrigger, now: datetime, count: int) -> list[datetime]:
@@ -127,7 +124,7 @@ def overdue_posture(service: Service, now: datetime) -> frozenset[str]:
     last = service.state.runs(job="posture", limit=1) if job.enabled else []
     if not last:
         return frozenset()
-    due = due_at("posture", job, parse_time(last[0]["started_at"]), now)  # one run-history read, not two
+    due = due_at(job, parse_time(last[0]["started_at"]), now)  # one run-history read, not two
     return frozenset({"posture"}) if due is not None and due <= now else frozenset()
 
 
@@ -329,7 +326,7 @@ class Service:
         if not job.enabled:
             return None  # spares the run-history query, which walks the collect runs on DynamoDB
         last = self.state.runs(job=name, limit=1)
-        return due_at(name, job, parse_time(last[0]["started_at"]) if last else None, now)
+        return due_at(job, parse_time(last[0]["started_at"]) if last else None, now)
 
     def tick(self, posture: PostureMode = "auto", *, since: datetime | None = None,
              until: datetime | None = None) -> Tick:
@@ -529,11 +526,6 @@ def run_once(config: Config, args: argparse.Namespace, *, clock: Clock = utc_now
     except ValueError as exc:
         print(f"rolewatch once: {exc}", file=sys.stderr)
         return 2
-    # a bad crontab stops `once` before any work, as `run`
-    for name in ("posture", *DUE_JOBS) if mode == "auto" else DUE_JOBS:
-        job: JobSchedule = getattr(config.schedule, name)
-        if job.enabled:
-            make_trigger(name, job, clock())
     state = open_state(config)
     try:
         service = Service(config, state, clock=clock, notify=not getattr(args, "no_notify", False),

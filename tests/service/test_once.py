@@ -13,8 +13,8 @@ from typing import Any
 import boto3
 import pytest
 
-from monitor.cli import build_parser
-from monitor.config import Config, ConfigError, JobSchedule, parse_config
+from monitor.cli import build_parser, main
+from monitor.config import Config, JobSchedule, parse_config
 from monitor.detect.monitor_health import failed_streak_fingerprint
 from monitor.posture.store import load_posture
 from monitor.schedule import due_at, run_once
@@ -77,13 +77,13 @@ def alert_lines(tmp_path: Path) -> list[dict[str, Any]]:
 def test_due_at_follows_the_posture_trigger() -> None:
     daily = JobSchedule(cron="0 3 * * *")
     at_0258 = datetime(2026, 3, 2, 2, 58, tzinfo=UTC)
-    assert due_at("posture", daily, None, at_0258) == at_0258  # never ran: due now
-    assert due_at("posture", daily, at_0258, at_0258) == datetime(2026, 3, 2, 3, 0, tzinfo=UTC)
+    assert due_at(daily, None, at_0258) == at_0258  # never ran: due now
+    assert due_at(daily, at_0258, at_0258) == datetime(2026, 3, 2, 3, 0, tzinfo=UTC)
     # a run a little after the fire time waits for tomorrow's, not 24 hours from itself
     late = datetime(2026, 3, 2, 3, 0, 40, tzinfo=UTC)
-    assert due_at("posture", daily, late, late) == datetime(2026, 3, 3, 3, 0, tzinfo=UTC)
-    assert due_at("posture", JobSchedule(interval_minutes=90), late, late) == late + timedelta(minutes=90)
-    assert due_at("posture", JobSchedule(enabled=False), None, late) is None
+    assert due_at(daily, late, late) == datetime(2026, 3, 3, 3, 0, tzinfo=UTC)
+    assert due_at(JobSchedule(interval_minutes=90), late, late) == late + timedelta(minutes=90)
+    assert due_at(JobSchedule(enabled=False), None, late) is None
 
 
 def test_posture_is_collected_again_only_once_its_interval_has_passed(moto: str, tmp_path: Path, capsys) -> None:
@@ -223,10 +223,12 @@ def test_a_posture_collection_that_fails_as_a_whole_fails_the_run(moto: str, tmp
         st.close()
 
 
-def test_a_bad_posture_crontab_stops_once_before_any_work(moto: str, tmp_path: Path) -> None:
-    cfg = once_config(tmp_path, moto, schedule={"posture": {"cron": "0 25 * * *"}})
-    with pytest.raises(ConfigError, match=r"schedule\.posture\.cron"):
-        run_once(cfg, build_parser().parse_args(["once"]), clock=FakeClock(NOW))
+@pytest.mark.parametrize(("job", "flags"), [("posture", []), ("retention", ["--posture", "never"])])
+def test_a_bad_crontab_stops_once_before_any_work(tmp_path: Path, capsys, job: str, flags: list[str]) -> None:
+    cfg = tmp_path / "rolewatch.toml"
+    cfg.write_text(f'[state]\npath = "{tmp_path / "state.db"}"\n[schedule]\n{job} = {{ cron = "99 * * * *" }}\n')
+    assert main(["once", "--config", str(cfg), *flags]) == 2
+    assert f"{cfg}: schedule.{job}.cron: '99 * * * *' is not a crontab expression" in capsys.readouterr().err
     assert not (tmp_path / "state.db").exists()
 
 
@@ -315,13 +317,6 @@ def test_a_failing_report_keeps_the_cycle_and_fails_the_run(moto: str, tmp_path:
         assert retention["status"] == "ok" and retention["stats"]["removed"]["events"] == 1
     finally:
         st.close()
-
-
-def test_a_bad_retention_crontab_stops_once_before_any_work(moto: str, tmp_path: Path) -> None:
-    cfg = once_config(tmp_path, moto, schedule={"retention": {"cron": "99 * * * *"}})
-    with pytest.raises(ConfigError, match=r"schedule\.retention\.cron"):
-        run_once(cfg, build_parser().parse_args(["once", "--posture", "never"]), clock=FakeClock(NOW))
-    assert not (tmp_path / "state.db").exists()
 
 
 def test_a_new_inventory_is_detected_and_alerted_in_the_tick_that_collected_it(moto: str, tmp_path: Path,

@@ -55,10 +55,17 @@ def test_fractional_interval_minutes() -> None:
     assert upcoming(t, NOW + timedelta(seconds=1), 2) == [NOW + timedelta(seconds=30), NOW + timedelta(seconds=60)]
 
 
-def test_bad_crontab_names_the_key() -> None:
-    cfg = parse_config({"schedule": {"posture": {"cron": "0 25 * * *"}}})
-    with pytest.raises(ConfigError, match=r"schedule\.posture\.cron: '0 25 \* \* \*'"):
-        job_triggers(cfg.schedule, NOW)
+@pytest.mark.parametrize("job", ["collect", "posture", "report", "retention"])
+def test_bad_crontab_is_a_config_error_naming_the_key(job: str) -> None:
+    # rejected when the config loads, so check-config catches it (and a disabled job's typo too)
+    with pytest.raises(ConfigError, match=rf"<config>: schedule\.{job}\.cron: '0 25 \* \* \*' is not a crontab"):
+        parse_config({"schedule": {job: {"cron": "0 25 * * *", "enabled": job != "report"}}})
+
+
+@pytest.mark.parametrize("minutes", [0, -5])
+def test_interval_minutes_must_be_positive(minutes: float) -> None:
+    with pytest.raises(ConfigError, match=r"schedule\.collect\.interval_minutes: Input should be greater than 0"):
+        parse_config({"schedule": {"collect": {"interval_minutes": minutes}}})
 
 
 def test_scheduler_jobs_coalesce_single_instance_with_grace() -> None:
