@@ -18,6 +18,7 @@ from monitor.config import (
     AwsConfig,
     CollectionConfig,
     Config,
+    DetectorsConfig,
     JobSchedule,
     ScheduleConfig,
     SlackNotifier,
@@ -174,3 +175,13 @@ def test_the_documented_schedule_defaults_are_the_code_defaults() -> None:
         assert getattr(defaults, job) == JobSchedule(**tomllib.loads(trigger)), job
     grace = re.search(r"`misfire_grace_seconds` \(default (\d+)\)", section)
     assert grace is not None and int(grace.group(1)) == defaults.misfire_grace_seconds
+
+
+def test_detectors_without_a_section_are_the_documented_exceptions() -> None:
+    # "[detectors.NAME] ... enabled = false" holds for every detector but the ones the README names
+    sections = set(DetectorsConfig.model_fields)
+    assert sections <= set(DETECTORS)
+    assert all("enabled" in _model_types(DetectorsConfig.model_fields[n].annotation)[0].model_fields for n in sections)
+    intro = README.split("## Detectors", 1)[1].split("\n\n", 2)[1]
+    named = set(re.findall(r"`([a-z_]+)`", intro.split("except", 1)[1])) & set(DETECTORS)
+    assert named == set(DETECTORS) - sections
