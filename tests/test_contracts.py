@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import tomllib
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,13 @@ from monitor.config import (
     Config,
     DetectorsConfig,
     JobSchedule,
+    Notifier,
     ScheduleConfig,
     SlackNotifier,
+    Source,
     StateConfig,
+    _NotifierBase,
+    _SourceBase,
     load_config,
 )
 from monitor.findings import DETECTORS, FINDING_FIELDS
@@ -185,3 +190,36 @@ def test_detectors_without_a_section_are_the_documented_exceptions() -> None:
     intro = README.split("## Detectors", 1)[1].split("\n\n", 2)[1]
     named = set(re.findall(r"`([a-z_]+)`", intro.split("except", 1)[1])) & set(DETECTORS)
     assert named == set(DETECTORS) - sections
+
+
+def _union_members(annotation: Any) -> tuple[type[BaseModel], ...]:
+    return typing.get_args(typing.get_args(annotation)[0])  # Annotated[A | B | ..., discriminator]
+
+
+def _type_rows(heading: str) -> dict[str, str]:
+    section = README.split(heading, 1)[1].split("\n#", 1)[0]
+    rows: dict[str, str] = {}
+    for names, cell in re.findall(r"^\| ((?:`[a-z0-9_]+`(?:, )?)+) \| (.*?) \|", section, re.M):
+        rows.update(dict.fromkeys(re.findall(r"`([a-z0-9_]+)`", names), cell))
+    return rows
+
+
+def _own_keys(model: type[BaseModel], base: type[BaseModel]) -> tuple[str, set[str]]:
+    kind = typing.get_args(model.model_fields["type"].annotation)[0]
+    return kind, set(model.model_fields) - set(base.model_fields) - {"type"}
+
+
+@pytest.mark.parametrize("model", _union_members(Notifier), ids=lambda m: m.__name__)
+def test_every_notifier_key_is_in_its_types_row(model: type[BaseModel]) -> None:
+    kind, keys = _own_keys(model, _NotifierBase)
+    cell = _type_rows("### Keys per type")[kind]
+    assert sorted(k for k in keys if f"`{k}`" not in cell) == []
+
+
+@pytest.mark.parametrize("model", _union_members(Source), ids=lambda m: m.__name__)
+def test_every_source_key_is_in_its_types_row_or_the_push_down_example(model: type[BaseModel]) -> None:
+    kind, keys = _own_keys(model, _SourceBase)
+    cell = _type_rows("### `[[sources]]`")[kind]
+    push_down = README.split("Config keys of the push-down sources", 1)[1].split("```", 2)[1]
+    example = next((b for b in push_down.split("[[sources]]") if f'type = "{kind}"' in b), "")
+    assert sorted(k for k in keys if f"`{k}`" not in cell and f"\n{k} =" not in example) == []
