@@ -34,6 +34,16 @@ def _config_arg(p: argparse.ArgumentParser, required: bool = False) -> None:
                    help="TOML configuration file (default: rolewatch.toml if present, else built-in defaults)")
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rolewatch",
@@ -85,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", metavar="FILE")
     p.add_argument("--fail-on", choices=SEVERITY_CHOICES, metavar="SEVERITY",
                    help="exit 3 when a finding at or above this severity exists")
-    p.add_argument("--workers", type=int, default=None, help="parallel readers (default: one per core)")
+    p.add_argument("--workers", type=_positive_int, default=None, help="parallel readers (default: one per core)")
 
     p = sub.add_parser("report", help="write an access-review report")
     _config_arg(p)

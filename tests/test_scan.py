@@ -60,6 +60,15 @@ def test_usage_errors_exit_2(trail, tmp_path, capsys):
     assert "RoleDetailList" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("workers", ["0", "-2", "two"])
+def test_a_bad_workers_value_is_a_usage_error(trail, capsys, workers: str) -> None:
+    # argparse exits 2 itself; 0 used to mean "one per core" and a negative count "in-process"
+    with pytest.raises(SystemExit) as exit_:
+        main(["scan", "--workers", workers, str(trail)])
+    assert exit_.value.code == 2
+    assert "--workers" in capsys.readouterr().err
+
+
 def test_since_window_and_output_file_and_table(trail, tmp_path, capsys):
     out = tmp_path / "findings.jsonl"
     assert main(["scan", "--since", "2023-07-10T12:05:00Z", "--until", UNTIL, "-o", str(out), str(trail)]) == 0
