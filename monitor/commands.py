@@ -20,6 +20,10 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 def masked_config(cfg: Config) -> dict:
     data = cfg.model_dump(mode="json", exclude_none=True)
+    # an inline webhook URL is a credential (whoever has it can post), like a SecretRef value
+    for notifier in data.get("notifiers", []):
+        if notifier.get("type") in ("slack_webhook", "webhook") and notifier.get("url"):
+            notifier["url"] = MASK
 
     def walk(obj):  # noqa: ANN001, ANN202
         if isinstance(obj, dict):

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,18 @@ def test_check_config_exit_codes_and_masking(tmp_path: Path, capsys: pytest.Capt
     bad.write_text("[aws]\nregion = 5\n")
     assert main(["check-config", str(bad)]) == 2
     assert "aws.region" in capsys.readouterr().err
+
+
+def test_check_config_masks_inline_webhook_urls(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # an incoming-webhook URL is the credential itself: its path (or query) is all it takes to post
+    slack_hook = "https://hooks.slack.com/services/T0001/B0001/XXXXsecretXXXX"
+    siem_hook = "https://siem.example.com/ingest?token=abcd1234secret"
+    p = write(tmp_path, f'[[notifiers]]\ntype = "slack_webhook"\nurl = "{slack_hook}"\n'
+                        f'[[notifiers]]\ntype = "webhook"\nurl = "{siem_hook}"\n'
+                        '[[notifiers]]\ntype = "webhook"\nurl_env = "HOOK_URL"\n')
+    assert main(["check-config", str(p)]) == 0
+    out = capsys.readouterr().out
+    assert slack_hook not in out and "XXXXsecretXXXX" not in out and "abcd1234secret" not in out
+    notifiers = json.loads(out)["notifiers"]
+    assert [n.get("url") for n in notifiers] == ["***", "***", None]
+    assert notifiers[2]["url_env"] == "HOOK_URL"  # the name of the variable is not the secret
