@@ -17,14 +17,21 @@ MASK = "***"
 _known: set[str] = set()
 _known_lock = threading.Lock()
 
+# `key: value`, `key=value`, `"key": "value"` (JSON) and `'key': 'value'` (a Python repr)
+_KEYED = r"""([\"']?\s*[:=]\s*[\"']?)"""
+
 _PATTERNS = [
     re.compile(r"xox[abposre]-[A-Za-z0-9-]{8,}"),  # Slack bot/user/app tokens
     re.compile(r"xapp-[A-Za-z0-9-]{8,}"),
-    re.compile(r"https://hooks\.slack(?:-gov)?\.com/services/[A-Za-z0-9/]+"),
-    re.compile(r"(?i)(aws_secret_access_key|secretaccesskey|secret_access_key)(\"?\s*[:=]\s*\"?)[A-Za-z0-9/+=]{40}"),
-    re.compile(r"(?i)(sessiontoken|session_token|x-amz-security-token)(\"?\s*[:=]\s*\"?)[A-Za-z0-9/+=%]{16,}"),
-    re.compile(r"(?i)(externalid|external_id)(\"?\s*[:=]\s*\"?)[^\"',\s}]+"),
-    re.compile(r"\bFQoG[A-Za-z0-9/+=]{40,}|\bIQoJ[A-Za-z0-9/+=]{40,}"),  # STS session token prefixes
+    re.compile(r"https://hooks\.slack(?:-gov)?\.com/(?:services|workflows|triggers)/[A-Za-z0-9/]+"),
+    re.compile(r"(?i)(aws_secret_access_key|secretaccesskey|secret_access_key)" + _KEYED + r"[A-Za-z0-9/+=]{40}"),
+    re.compile(r"(?i)(sessiontoken|session_token|x-amz-security-token)" + _KEYED + r"[A-Za-z0-9/+=%]{16,}"),
+    # the whole ExternalId alphabet ([\w+=,.@:/-]): stopping at `,` or `=` would print the rest of it
+    re.compile(r"(?i)(externalid|external_id)" + _KEYED + r"[\w+=,.@:/-]+"),
+    # an STS session token is base64 of a header whose first byte varies but whose next bytes do not:
+    # after two free characters come oJb3JpZ2luX2Vj (IQoJ.., AgoJ..), oGZXIvYXdz (FQoG.., FwoG..) or oDYXdz
+    re.compile(r"\b(?:FQoG|IQoJ)[A-Za-z0-9/+=]{40,}"
+               r"|\b[A-Za-z0-9+/]{2}o(?:Jb3JpZ2luX2Vj|GZXIvYXdz|DYXdz)[A-Za-z0-9/+=]{20,}"),
 ]
 
 _SENSITIVE_KEYS = {

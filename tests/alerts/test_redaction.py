@@ -19,7 +19,13 @@ SESSION_TOKEN = "IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJHMEUCIQDxk2bEXAM
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 SLACK_TOKEN = "xoxb-998877665544-1122334455-AbCdEfGhIjKlMnOpQrStUvWx"
 ORG_EXTERNAL_ID = "org-wide-extid-55aa"  # known from config: masked even where no pattern gives it away
-SECRETS = (EXTERNAL_ID, SESSION_TOKEN, SECRET_KEY, SLACK_TOKEN, ORG_EXTERNAL_ID)
+# the global STS endpoint's token shape (FwoG...), as common as the regional IQoJ... one
+V1_SESSION_TOKEN = "FwoGZXIvYXdzEBAaDH7exAmPlEsEsSiOnToKeN0123456789abcdefghijKLMNOPQRSTuvwxyz/+=="
+COMMA_EXTERNAL_ID = "acme-7781,tenant=zq"  # `,` and `=` are legal in an ExternalId
+REPR_EXTERNAL_ID = "repr-extid-4411"
+WORKFLOW_HOOK = "https://hooks.slack.com/workflows/T0123ABCD/A0456EFGH/789012345678/xYzWorkflowSecret"
+SECRETS = (EXTERNAL_ID, SESSION_TOKEN, SECRET_KEY, SLACK_TOKEN, ORG_EXTERNAL_ID, V1_SESSION_TOKEN,
+           COMMA_EXTERNAL_ID, "tenant=zq", REPR_EXTERNAL_ID, "xYzWorkflowSecret")
 
 
 def hostile():  # noqa: ANN201
@@ -32,6 +38,10 @@ def hostile():  # noqa: ANN201
             "credentials": {"sessionToken": SESSION_TOKEN, "accessKeyId": "ASIAEXAMPLE"},
             "note": f"seen with x-amz-security-token={SESSION_TOKEN} and {SESSION_TOKEN}",
             "region": "us-east-1",
+            # secrets inside text rather than under a key: JSON and Python-repr renderings of a request
+            "raw": json.dumps({"roleArn": "arn:aws:iam::111122223333:role/Audit", "externalId": COMMA_EXTERNAL_ID}),
+            "repr": str({"RoleArn": "arn:aws:iam::111122223333:role/Audit", "ExternalId": REPR_EXTERNAL_ID}),
+            "seen": f"session {V1_SESSION_TOKEN} posted to {WORKFLOW_HOOK}",
         },
     )
 
