@@ -47,9 +47,14 @@ _SENSITIVE_KEYS = {
 }
 
 
+# a 12-digit account ID is in every ARN of its account: masking it would blank those ARNs and
+# account columns everywhere, and an ExternalId that equals one is guessable, so nothing is hidden
+_ACCOUNT_ID = re.compile(r"\d{12}")
+
+
 def register_secret(value: str | None) -> None:
     """Remember a secret value so it is masked wherever it would be printed."""
-    if value and len(value) >= 4:
+    if value and len(value) >= 4 and not _ACCOUNT_ID.fullmatch(value):
         with _known_lock:
             _known.add(value)
 

@@ -77,3 +77,22 @@ def test_deny_notprincipal_and_unreadable() -> None:
     assert s.notes == ["statement 2: NotPrincipal (admits everyone not listed)"]
     assert summarise_trust("{not json").notes[0].startswith("trust policy unreadable")
     assert summarise_trust({}).grants == []
+
+
+def test_an_external_id_that_is_an_account_id_leaves_that_account_readable() -> None:
+    # some vendors use the customer's (or their own) account ID as the ExternalId: masking it
+    # would turn every ARN and account column of that account into `***` in reports and alerts
+    from monitor.posture.model import Posture, RoleInfo
+    from monitor.report.tables import Period, ReviewOptions, build_review
+    from tests.report import org
+
+    vendor = "777766665555"
+    role = org.role_arn("GuessableExtIdRole")
+    trust = _one({"StringEquals": {"sts:ExternalId": vendor}}, principal={"AWS": f"arn:aws:iam::{vendor}:root"})
+    posture = Posture(roles={role: RoleInfo(role, "GuessableExtIdRole", org.PROD, trust_policy=trust)},
+                      accounts=[org.PROD])
+    review = build_review(org.events().iloc[0:0], posture, [], Period(org.SINCE, org.UNTIL), None,
+                          ReviewOptions(), now=org.NOW)
+    [row] = review.sections["trust"].to_dict("records")
+    assert (row["principal"], row["external_id_required"]) == (f"arn:aws:iam::{vendor}:root", True)
+    assert redact_text(f"arn:aws:sts::{vendor}:assumed-role/x/s") == f"arn:aws:sts::{vendor}:assumed-role/x/s"
