@@ -52,18 +52,30 @@ def build_notifiers(config: Config, state: Any, *, sleep: Sleep = time.sleep) ->
     return {notifier_id(cfg): build_notifier(cfg, config, state, sleep=sleep) for cfg in config.notifiers}
 
 
-def notify(findings: list[tuple[Finding, bool, Finding | None]], state: Any, config: Any, now: datetime, *,
-           notifiers: Mapping[str, Notifier] | None = None, sleep: Sleep = time.sleep) -> dict[str, int]:
-    """findings: (finding, is_new, previous stored version). Returns counts by outcome:
-    sent, recovered (found already delivered), failed, queued (still in the outbox), held (for a digest)."""
-    if notifiers is None:
-        notifiers = build_notifiers(config, state, sleep=sleep)
+def queue(findings: list[tuple[Finding, bool, Finding | None]], state: Any, config: Any, now: datetime) -> None:
+    """Queue each finding for the notifiers it routes to, by the outbox rules.
+
+    Callers that store findings call this inside that same transaction: committed apart, a crash
+    between the two would leave a stored finding never alerted when it is not detected again (a
+    monitor_health condition that clears before the next check).
+    """
     configs = {notifier_id(cfg): cfg for cfg in config.notifiers}
     with state.transaction():
         for finding, _is_new, _previous in findings:
             for name, cfg in configs.items():
                 if routes(cfg, finding):
                     enqueue(state, name, cfg, finding, now)
+
+
+def notify(findings: list[tuple[Finding, bool, Finding | None]], state: Any, config: Any, now: datetime, *,
+           notifiers: Mapping[str, Notifier] | None = None, sleep: Sleep = time.sleep) -> dict[str, int]:
+    """findings: (finding, is_new, previous stored version), queued first (none when the caller
+    queued them with the findings, see `queue`). Returns counts by outcome:
+    sent, recovered (found already delivered), failed, queued (still in the outbox), held (for a digest)."""
+    queue(findings, state, config, now)
+    if notifiers is None:
+        notifiers = build_notifiers(config, state, sleep=sleep)
+    configs = {notifier_id(cfg): cfg for cfg in config.notifiers}
     for name, cfg in configs.items():
         if cfg.digest:
             digest.flush(state, name, cfg.digest_period_hours, now)

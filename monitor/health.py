@@ -306,8 +306,12 @@ def forget_unlisted_units(state: Any, cutoff: datetime) -> int:
     return removed
 
 
-def check_health(state: Any, config: Config, now: datetime) -> list[tuple[Finding, bool, Finding | None]]:
-    """Store current monitor_health findings and resolve cleared ones; returns what to notify."""
+def check_health(state: Any, config: Config, now: datetime, *,
+                 alert: bool = False) -> list[tuple[Finding, bool, Finding | None]]:
+    """Store current monitor_health findings and resolve cleared ones; returns what was found.
+
+    alert: queue the findings' alerts in the transaction that stores them (delivery is the caller's).
+    """
     cfg = config.detectors.monitor_health
     if not cfg.enabled:
         return []
@@ -324,4 +328,8 @@ def check_health(state: Any, config: Config, now: datetime) -> list[tuple[Findin
         for stale in open_mine:
             if stale.fingerprint not in current:
                 state.upsert_finding(stale, "resolved", now)
+        if alert:
+            from alerts.dispatch import queue
+
+            queue(out, state, config, now)
     return out

@@ -295,10 +295,14 @@ def _detect_and_notify(config: Config, state: StateStore, window: CycleWindow, p
             result.suppressed.append(finding)
         for key, value in detected.baselines.items():
             state.put_json("baselines", key, value)
+        if notify:  # with the findings: a crash after this commit leaves their alerts queued
+            from alerts.dispatch import queue
+
+            queue(outcomes, state, config, now)
     if notify:  # also with no findings: queued alerts are retried and digests fall due every cycle
         from alerts.dispatch import notify as send
 
-        result.stats["alerts"] = send(outcomes, state, config, now)
+        result.stats["alerts"] = send([], state, config, now)
 
 
 def check_window(since: datetime | None, until: datetime) -> None:

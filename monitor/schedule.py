@@ -270,13 +270,13 @@ class Service:
 
     def health(self, now: datetime) -> list[Any]:
         """The monitor_health hook: findings about the monitor itself, stored and notified."""
-        found = check_health(self.state, self.config, now)
+        found = check_health(self.state, self.config, now, alert=self.notify)
         for f, is_new, _ in found:
             log.warning("monitor_health: %s%s", f.title, "" if is_new else " (still)")
         if found and self.notify:
             from alerts.dispatch import notify
 
-            notify(found, self.state, self.config, now)
+            notify([], self.state, self.config, now)  # queued by check_health, with the findings
         return found
 
     def posture(self) -> JobOutcome:

@@ -188,9 +188,11 @@ def test_detection_findings_baselines_and_notify(tmp_path: Path, state, monkeypa
         return DetectionResult(findings=[finding], suppressed=[quiet], baselines={"ip": {"n": 1}},
                                notices=["unused_role skipped: no IAM inventory"])
 
-    sent: list = []
+    sent: list = []  # what the cycle queued with its findings, one list per cycle that notified
+    delivered: list = []
     monkeypatch.setattr("monitor.detect.engine.run_detectors", fake_detectors)
-    monkeypatch.setattr("alerts.dispatch.notify", lambda f, st, c, now: sent.append(f) or {"sent": len(f)})
+    monkeypatch.setattr("alerts.dispatch.queue", lambda f, st, c, now: sent.append(f))
+    monkeypatch.setattr("alerts.dispatch.notify", lambda f, st, c, now: delivered.append(f) or {"sent": len(f)})
     posture = Posture(accounts=["111122223333"])
     res = run_cycle(cfg, state, now=NOW, posture=posture)
     assert seen["events"] == ["a"]
@@ -211,6 +213,7 @@ def test_detection_findings_baselines_and_notify(tmp_path: Path, state, monkeypa
     assert seen["ctx"].baselines == {"ip": {"n": 1}}
     run_cycle(cfg, state, now=NOW, notify=False)
     assert len(sent) == 2
+    assert delivered == [[], []]  # the backlog is delivered each cycle that notifies; the findings were queued
 
 
 def test_detection_failure_keeps_stored_events_and_is_reported(tmp_path: Path, state, monkeypatch) -> None:
