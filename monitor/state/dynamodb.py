@@ -24,7 +24,9 @@ Transactions: DynamoDB's own transactions stop at 100 items, a batch of CloudTra
 larger. So `transaction()` buffers writes (reads inside see them) and flushes them on success
 with checkpoints and processed-file marks written last: a crash mid-flush leaves the checkpoint
 behind, the batch is read again, and the event items already written keep it from counting twice
--- the same guarantee the SQLite backend gives. An exception discards the buffer.
+-- the same guarantee the SQLite backend gives. Outbox rows go before the findings they alert, so a
+crash mid-flush cannot leave a stored finding whose alert was never queued. An exception discards
+the buffer.
 
 Documents (`put_json`) must fit DynamoDB's 400 KB item limit, and a posture inventory of a whole
 Organization does not. Up to ~350 KB of JSON stays one item with the text in `value` (the original
@@ -317,14 +319,18 @@ class DynamoState(ReentrantTransactions):
             (pk, _), item = op
             if pk.startswith(DOC_PARTS):
                 # a document's new parts before the head that names them, the old ones after it
-                return 0 if item is not None else 5
+                return 0 if item is not None else 6
             if pk.startswith("doc#"):
                 # heads before the outbox rows that reference them, and deleted only after those rows
-                return 1 if item is not None else 3
+                return 1 if item is not None else 4
+            if pk.startswith("outbox#"):
+                # alerts before the findings they are for: a crash between leaves an alert queued for a
+                # finding the next detection stores again, never a stored finding that is not alerted
+                return 2
             # progress markers after the data: a crash before them means the batch is read again
-            return 4 if pk.startswith(("ckpt#", "files#")) else 2
+            return 5 if pk.startswith(("ckpt#", "files#")) else 3
 
-        for n in range(6):
+        for n in range(7):
             self._batch_write([op for op in ops if stage(op) == n])
 
     @contextmanager
