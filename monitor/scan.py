@@ -8,6 +8,7 @@ or configuration, 3 a finding at or above `--fail-on`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import os
 import sys
@@ -203,6 +204,28 @@ def _write_findings(findings: list[Finding], fmt: str, out: IO[str]) -> None:
         out.write("\n")
 
 
+def _output_problem(target: Path) -> str | None:
+    """Why `--output` cannot be written (a usage error), or None. Its folder is not created: a
+    mistyped folder name should not quietly grow a new tree, as with a shell redirection."""
+    if target.is_dir():
+        return "is a directory"
+    if not target.parent.is_dir():
+        return f"folder {target.parent} does not exist"
+    return None
+
+
+def _write_output(findings: list[Finding], fmt: str, target: Path) -> None:
+    tmp = target.with_name(target.name + ".tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            _write_findings(findings, fmt, fh)
+        os.replace(tmp, target)  # readers never see half a file
+    except OSError:
+        with contextlib.suppress(OSError):  # a half-written temporary file is no use to anyone
+            tmp.unlink()
+        raise
+
+
 def _progress_bar(stream: IO[str]) -> Any:
     if not stream.isatty():
         return None
@@ -242,6 +265,10 @@ def cmd_scan(args: argparse.Namespace) -> int:
     for p in args.paths:
         if not p.startswith("s3://") and not Path(p).exists():
             raise ConfigError(f"{p}: no such file or directory")
+    if args.output and (problem := _output_problem(Path(args.output))):
+        # checked before reading anything: a long scan must not end in a place it cannot write
+        print(f"rolewatch scan: --output {args.output}: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     snapshot_notices: list[str] = []
     try:
         posture = load_snapshots(args.iam_snapshot, notices=snapshot_notices) if args.iam_snapshot else None
@@ -258,11 +285,11 @@ def cmd_scan(args: argparse.Namespace) -> int:
     out.result.notices[:0] = snapshot_notices
     findings = out.result.findings
     if args.output:
-        target = Path(args.output)
-        tmp = target.with_name(target.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            _write_findings(findings, args.format, fh)
-        os.replace(tmp, target)  # readers never see half a file
+        try:
+            _write_output(findings, args.format, Path(args.output))
+        except OSError as exc:
+            print(f"rolewatch scan: cannot write {args.output}: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_FAILED
     else:
         _write_findings(findings, args.format, sys.stdout)
         sys.stdout.flush()

@@ -60,6 +60,26 @@ def test_usage_errors_exit_2(trail, tmp_path, capsys):
     assert "RoleDetailList" in capsys.readouterr().err
 
 
+def test_an_output_path_that_cannot_be_written_is_named_before_the_scan(trail, tmp_path, capsys) -> None:
+    missing = tmp_path / "missing" / "out.jsonl"
+    assert main(["scan", "--until", UNTIL, "--output", str(missing), str(trail)]) == 2
+    err = capsys.readouterr().err
+    # one line naming the path and why, printed before any file is read (no summary line)
+    assert err == f"rolewatch scan: --output {missing}: folder {missing.parent} does not exist\n"
+    assert not missing.parent.exists()  # not created: a typo must not grow a new tree
+    assert main(["scan", "--until", UNTIL, "--output", str(tmp_path), str(trail)]) == 2
+    assert capsys.readouterr().err == f"rolewatch scan: --output {tmp_path}: is a directory\n"
+
+
+def test_an_output_write_failure_is_one_line_and_exit_1(trail, tmp_path, capsys) -> None:
+    out = tmp_path / "findings.jsonl"
+    (tmp_path / "findings.jsonl.tmp").mkdir()  # where the findings are written before the rename
+    assert main(["scan", "--until", UNTIL, "--output", str(out), str(trail)]) == 1
+    err = capsys.readouterr().err
+    assert f"rolewatch scan: cannot write {out}: Is a directory" in err and "Traceback" not in err
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("workers", ["0", "-2", "two"])
 def test_a_bad_workers_value_is_a_usage_error(trail, capsys, workers: str) -> None:
     # argparse exits 2 itself; 0 used to mean "one per core" and a negative count "in-process"

@@ -225,7 +225,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 2
     keep = args.workdir is not None
     workdir = Path(args.workdir) if keep else Path(tempfile.mkdtemp(prefix="rolewatch-demo-"))
-    workdir.mkdir(parents=True, exist_ok=True)
+    if problem := synth.make_folder(workdir):
+        print(f"rolewatch demo: --workdir {workdir}: {problem}", file=sys.stderr)
+        return 2
     register_secret(synth.external_id(args.seed))
     out = _Printer()
     out._last = started

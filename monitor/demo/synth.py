@@ -1051,12 +1051,36 @@ def write_labels(path: str | Path, labels: list[dict[str, Any]]) -> None:
 # --------------------------------------------------------------------------- CLI
 
 
+def make_folder(path: Path) -> str | None:
+    """Create a destination folder and its parents; why it cannot be (a usage error), or None."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"cannot create folder {path}: {exc.strerror or exc}"
+    return None
+
+
+def _destination_problem(args: argparse.Namespace) -> str | None:
+    # checked before generating anything: the labels are written last, after the whole trail
+    if problem := make_folder(Path(args.out)):
+        return f"--out {args.out}: {problem}"
+    if args.labels:
+        if Path(args.labels).is_dir():
+            return f"--labels {args.labels}: is a directory"
+        if problem := make_folder(Path(args.labels).parent):
+            return f"--labels {args.labels}: {problem}"
+    return None
+
+
 def cmd_synth(args: argparse.Namespace) -> int:
     try:
         spec = make_spec(args.days, args.accounts, end=args.end, regions=args.regions, records=args.records,
                          seed=args.seed, records_per_file=args.records_per_file)
     except ValueError as exc:
         print(f"rolewatch synth: {exc}", file=sys.stderr)
+        return 2
+    if problem := _destination_problem(args):
+        print(f"rolewatch synth: {problem}", file=sys.stderr)
         return 2
     stats = write_s3_layout(args.out, spec)
     if args.labels:

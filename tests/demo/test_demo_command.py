@@ -38,3 +38,13 @@ def test_demo_runs_a_real_cycle_and_prints_what_it_ingested(tmp_path: Path) -> N
     assert synth.external_id(7) not in everything
     assert "IQoJb3JpZ2lu" not in everything
     assert (tmp_path / "rolewatch.toml").is_file() and (tmp_path / "state.db").is_file()
+
+
+def test_a_workdir_that_cannot_be_a_folder_is_a_usage_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    proc = subprocess.run([sys.executable, "-m", "monitor", "demo", "--workdir", str(blocker / "demo")],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr == f"rolewatch demo: --workdir {blocker / 'demo'}: cannot create folder {blocker / 'demo'}: " \
+        "Not a directory\n"

@@ -235,6 +235,26 @@ def test_cli_synth_rejects_bad_counts(tmp_path: Path) -> None:
     assert main(["synth", "--days", "0", "--out", str(tmp_path)]) == 2
 
 
+def test_cli_synth_creates_missing_folders_and_refuses_a_file_in_the_way(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out, labels = tmp_path / "new" / "trail", tmp_path / "new" / "labels" / "l.jsonl"
+    assert main(["synth", "--days", "1", "--accounts", "1", "--records", "50", "--end", END, "--out", str(out),
+                 "--labels", str(labels)]) == 0
+    assert list(out.rglob("*.json.gz")) and labels.exists()
+    capsys.readouterr()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert main(["synth", "--days", "1", "--out", str(blocker)]) == 2
+    assert capsys.readouterr().err == f"rolewatch synth: --out {blocker}: cannot create folder {blocker}: File exists\n"
+    # the labels are written after the trail: their place is checked before anything is generated
+    fresh = tmp_path / "fresh"
+    assert main(["synth", "--days", "1", "--out", str(fresh), "--labels", str(blocker / "l.jsonl")]) == 2
+    assert capsys.readouterr().err.startswith(f"rolewatch synth: --labels {blocker / 'l.jsonl'}: cannot create folder")
+    assert not list(fresh.rglob("*.json.gz"))
+    assert main(["synth", "--days", "1", "--out", str(fresh), "--labels", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"rolewatch synth: --labels {tmp_path}: is a directory\n"
+
+
 def test_end_parsing() -> None:
     assert synth.parse_end("2026-11-27") == datetime(2026, 11, 28, tzinfo=UTC)
     assert synth.parse_end("2026-11-27T10:00:00Z") == datetime(2026, 11, 27, 10, tzinfo=UTC)

@@ -62,6 +62,12 @@ def test_default_output_goes_to_the_configured_folder(state_config: Path, capsys
     assert "5 roles" in capsys.readouterr().err
 
 
+def test_output_folders_on_the_way_are_created(state_config: Path, tmp_path: Path) -> None:
+    out = tmp_path / "reviews" / "2026" / "r.md"
+    assert _report(state_config, "--format", "md", "--output", str(out)) == 0
+    assert out.read_text().startswith("# rolewatch access review")
+
+
 def test_account_filter_keeps_its_own_snapshot(state_config: Path, tmp_path: Path) -> None:
     out = tmp_path / "r.json"
     assert _report(state_config, "--format", "json", "--output", str(out), "--account", org.DEV) == 0
