@@ -81,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--records-per-file", type=int, default=100)
     p.add_argument("--regions", type=int, default=1)
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--end", metavar="ISO", help="last day of the trail (default: today)")
+    p.add_argument("--end", metavar="ISO", help="a date (the trail ends at the end of that day) or a time; "
+                   "default: now, to the hour")
     p.add_argument("--labels", metavar="FILE", help="write the planted incidents as JSON Lines here")
 
     p = sub.add_parser("scan", help="offline scan of CloudTrail files or s3://bucket/prefix (incident response)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import json
 from collections import Counter, defaultdict
@@ -11,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from monitor.cli import main
+from monitor.cli import build_parser, main
 from monitor.demo import synth
 from monitor.events.normalise import is_assume_role_record, normalise
 
@@ -258,3 +259,14 @@ def test_cli_synth_creates_missing_folders_and_refuses_a_file_in_the_way(
 def test_end_parsing() -> None:
     assert synth.parse_end("2026-11-27") == datetime(2026, 11, 28, tzinfo=UTC)
     assert synth.parse_end("2026-11-27T10:00:00Z") == datetime(2026, 11, 27, 10, tzinfo=UTC)
+
+
+def test_end_help_says_what_the_default_is() -> None:
+    before = datetime.now(UTC)
+    default = synth.parse_end(None)
+    after = datetime.now(UTC)
+    assert before.replace(minute=0, second=0, microsecond=0) <= default <= after and default.minute == 0
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices["synth"]
+    end = next(a for a in sub._actions if "--end" in a.option_strings)
+    assert end.help is not None and end.help.endswith("default: now, to the hour")
+    assert "today" not in end.help
