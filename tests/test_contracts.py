@@ -31,6 +31,7 @@ from monitor.config import (
     load_config,
 )
 from monitor.findings import DETECTORS, FINDING_FIELDS
+from monitor.posture.usage import ROLE_LAST_USED, SERVICE_LAST_ACCESSED
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
@@ -110,6 +111,12 @@ def test_every_detector_name_is_documented(detector: str) -> None:
 def test_every_findings_field_is_documented(field: str) -> None:
     findings_section = README.split("## Findings JSON", 1)[1].split("\n## ", 1)[0]
     assert f"`{field}`" in findings_section
+
+
+@pytest.mark.parametrize("source", ["cloudtrail", ROLE_LAST_USED, SERVICE_LAST_ACCESSED])
+def test_every_unused_role_last_used_source_is_documented(source: str) -> None:
+    findings_section = README.split("## Findings JSON", 1)[1].split("\n## ", 1)[0]
+    assert f"`{source}`" in findings_section.split("`last_used_source`", 1)[1].split(";", 1)[0]
 
 
 def _readme_toml_blocks() -> list[str]:

@@ -1,4 +1,5 @@
-"""`unused_role`: roles nobody assumed for `unused_days`, judged from CloudTrail and IAM RoleLastUsed.
+"""`unused_role`: roles nobody assumed for `unused_days`, judged from CloudTrail and IAM (RoleLastUsed,
+service last accessed).
 
 Needs the IAM inventory (posture); without it the engine skips this detector with a notice.
 Service-linked roles and roles younger than `unused_days` are never flagged. The last CloudTrail
@@ -17,7 +18,7 @@ from monitor.detect.common import timed
 from monitor.detect.context import DetectionContext
 from monitor.detect.trust import trusted_principals
 from monitor.findings import Finding, fingerprint, iso
-from monitor.posture.usage import analyzer_unused_role, last_activity
+from monitor.posture.usage import analyzer_unused_role, last_activity_and_source
 
 NAME = "unused_role"
 
@@ -57,13 +58,13 @@ def detect(events: pd.DataFrame, ctx: DetectionContext, cfg: UnusedRoleConfig) -
         if role.create_date is None or pd.Timestamp(role.create_date) > cutoff:
             continue  # younger than unused_days (or age unknown): not judged yet
         seen_trail = trail.get(role_key(arn) or "")
-        iam_time = last_activity(role)  # RoleLastUsed or service-last-accessed, whichever is later
+        iam_time, iam_source = last_activity_and_source(role)  # RoleLastUsed or service last accessed
         seen_iam = pd.Timestamp(iam_time) if iam_time else None
         candidates = [t for t in (seen_trail, seen_iam) if t is not None]
         last = max(candidates) if candidates else None
         if last is not None and last > cutoff:
             continue
-        source = None if last is None else ("cloudtrail" if last == seen_trail else "iam_role_last_used")
+        source = None if last is None else ("cloudtrail" if last == seen_trail else iam_source)
         days = None if last is None else int((now - last) / pd.Timedelta(days=1))
         findings.append(
             Finding(

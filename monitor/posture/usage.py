@@ -12,13 +12,24 @@ from datetime import datetime, timedelta
 
 from monitor.posture.model import AnalyzerFinding, Posture, RoleInfo, parse_time
 
+ROLE_LAST_USED = "iam_role_last_used"
+SERVICE_LAST_ACCESSED = "iam_service_last_accessed"
+
 
 def last_activity(role: RoleInfo) -> datetime | None:
     """The latest sign of use IAM has for a role: RoleLastUsed or any service's last access."""
-    times = [role.last_used] if role.last_used else []
-    if role.services_last_accessed:
-        times.extend(t for t in role.services_last_accessed.values() if t is not None)
-    return max(times) if times else None
+    return last_activity_and_source(role)[0]
+
+
+def last_activity_and_source(role: RoleInfo) -> tuple[datetime | None, str | None]:
+    """`last_activity` and which IAM data gave it (RoleLastUsed when the two agree)."""
+    services = [t for t in (role.services_last_accessed or {}).values() if t is not None]
+    latest_service = max(services) if services else None
+    if role.last_used is not None and (latest_service is None or role.last_used >= latest_service):
+        return role.last_used, ROLE_LAST_USED
+    if latest_service is not None:
+        return latest_service, SERVICE_LAST_ACCESSED
+    return None, None
 
 
 def analyzer_unused_roles(posture: Posture) -> dict[str, AnalyzerFinding]:

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 from monitor.posture.model import Posture, RoleInfo
+from monitor.posture.snapshot import load_snapshot
+from monitor.posture.store import load_posture, save_posture
+from monitor.state.sqlite import SqliteState
 from tests.detect.helpers import ACCOUNT, OTHER, daily, only, record, run, service, t, user
 
 NOW = t("2030-06-01T00:00:00Z")
@@ -39,6 +43,29 @@ def test_unused_role_boundaries():
     assert found["StaleIam"].details["last_used_source"] == "iam_role_last_used"
     assert found["Old"].details["trusted_principals"] == [f"arn:aws:iam::{OTHER}:root"]
     assert all(f.severity == "low" for f in found.values())
+
+
+def test_unused_role_names_the_iam_data_a_last_use_came_from(tmp_path: Path) -> None:
+    # a real inventory: the get-account-authorization-details snapshot, with service last accessed
+    # attached as the posture job attaches it, kept in and read back from a real SQLite state
+    posture = load_snapshot(Path(__file__).parents[1] / "posture" / "fixtures" /
+                            "authorization_details_111111111111.json")
+    vendor, admin = (posture.role_by_arn(f"arn:aws:iam::111111111111:role/{n}") for n in ("VendorAudit", "Admin"))
+    assert vendor is not None and admin is not None
+    vendor.services_last_accessed = {"s3": t("2026-04-01T00:00:00Z")}  # older than its RoleLastUsed
+    admin.services_last_accessed = {"ec2": t("2026-07-01T09:30:00Z"), "s3": None}  # no RoleLastUsed
+    state = SqliteState(tmp_path / "state.db")
+    save_posture(state, posture)
+    stored = load_posture(state)
+    state.close()
+    found = {f.role_arn.rsplit("/", 1)[-1]: f.details for f in only(run([], now="2026-12-01T00:00:00Z",
+                                                                         posture=stored), "unused_role")}
+    assert set(found) == {"VendorAudit", "Admin", "Contractor"}
+    assert (found["VendorAudit"]["last_used"], found["VendorAudit"]["last_used_source"]) == (
+        "2026-05-30T08:15:00Z", "iam_role_last_used")
+    assert (found["Admin"]["last_used"], found["Admin"]["last_used_source"]) == (
+        "2026-07-01T09:30:00Z", "iam_service_last_accessed")
+    assert (found["Contractor"]["last_used"], found["Contractor"]["last_used_source"]) == ("never", None)
 
 
 def test_unused_role_uses_the_baseline_of_earlier_runs():
