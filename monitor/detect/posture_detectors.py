@@ -1,7 +1,7 @@
 """The detectors that read IAM posture rather than events: trust_policy and least_privilege.
 
 The engine calls `run_posture_detectors` once per run; without an inventory they are skipped
-with one notice.
+with one notice naming those switched on.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ def run_posture_detectors(ctx: DetectionContext, config: Config, notices: list[s
         if config.detectors.trust_policy.enabled:
             notices.append("trust_policy and least_privilege skipped: no IAM inventory (collect posture or give"
                            " --iam-snapshot)")
+        elif config.detectors.unused_role.enabled:  # least_privilege is switched with unused_role
+            notices.append("least_privilege skipped: no IAM inventory (collect posture or give --iam-snapshot)")
         return []
     findings = trust_policy_findings(ctx.posture, config.detectors.trust_policy, ctx.now, notices)
     findings += least_privilege_findings(ctx.posture, config.detectors.unused_role, ctx.now)

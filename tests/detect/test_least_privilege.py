@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from monitor.config import Config, UnusedRoleConfig
+from monitor.config import Config, UnusedRoleConfig, parse_config
 from monitor.detect.context import DetectionContext
 from monitor.detect.engine import run_detectors
 from monitor.detect.least_privilege import least_privilege_findings
@@ -82,3 +82,14 @@ def test_engine_runs_posture_detectors_and_notices_without_inventory() -> None:
     empty = run_detectors(empty_frame(), DetectionContext(now=NOW), Config())
     assert not [f for f in empty.findings if f.detector in ("trust_policy", "least_privilege")]
     assert any("no IAM inventory" in n for n in empty.notices)
+
+
+@pytest.mark.parametrize(("detectors", "expected"), [
+    ({}, ["trust_policy and least_privilege skipped: no IAM inventory (collect posture or give --iam-snapshot)"]),
+    ({"trust_policy": {"enabled": False}},
+     ["least_privilege skipped: no IAM inventory (collect posture or give --iam-snapshot)"]),
+    ({"trust_policy": {"enabled": False}, "unused_role": {"enabled": False}}, []),
+])
+def test_each_skipped_posture_detector_is_named_without_inventory(detectors: dict, expected: list[str]) -> None:
+    result = run_detectors(empty_frame(), DetectionContext(now=NOW), parse_config({"detectors": detectors}))
+    assert [n for n in result.notices if "trust_policy" in n or "least_privilege" in n] == expected
