@@ -87,11 +87,12 @@ def offline_findings(events: pd.DataFrame, posture: Posture, config: Config, per
     return list(run_detectors(events, ctx, config).findings)
 
 
-def output_path(config: Config, args_output: str | None, tables: ReviewTables, fmt: str) -> Path:
-    if args_output:
-        return Path(args_output)
-    folder = config.resolve_path(config.report.output_dir) if config.report.output_dir else Path.cwd()
-    return folder / default_name(tables, fmt)
+def default_folder(config: Config) -> Path:
+    """Where a report goes without --output. `output_dir = ""` means no folder (as for the scheduled
+    report), not the working directory: --output is then required."""
+    if not config.report.output_dir:
+        raise UsageError('[report] output_dir is "" (no folder): give --output PATH, or --output - for html/md/json')
+    return config.resolve_path(config.report.output_dir)
 
 
 def cmd_report(args: argparse.Namespace, *, now: datetime | None = None) -> int:
@@ -102,6 +103,7 @@ def cmd_report(args: argparse.Namespace, *, now: datetime | None = None) -> int:
     try:
         period = report_period(parse_iso(args.since, "--since"), parse_iso(args.until, "--until"), now,
                                config.report.period_days)
+        folder = None if args.output else default_folder(config)  # known before the review is built
     except UsageError as exc:
         print(f"rolewatch report: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -126,7 +128,7 @@ def cmd_report(args: argparse.Namespace, *, now: datetime | None = None) -> int:
     if args.output == "-" and args.format in ("html", "md", "json"):
         sys.stdout.write(render_text(tables, args.format))
         return EXIT_OK
-    path = output_path(config, args.output, tables, args.format)
+    path = folder / default_name(tables, args.format) if folder else Path(args.output)
     try:
         written = write_report(tables, args.format, path)
     except OSError as exc:

@@ -68,6 +68,23 @@ def test_output_folders_on_the_way_are_created(state_config: Path, tmp_path: Pat
     assert out.read_text().startswith("# rolewatch access review")
 
 
+def test_an_empty_output_dir_means_no_folder_so_output_is_required(state_config: Path, tmp_path: Path,
+                                                                   monkeypatch, capsys) -> None:
+    state_config.write_text(state_config.read_text().replace('output_dir = "out"', 'output_dir = ""'))
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    assert _report(state_config, "--format", "md") == 2
+    assert capsys.readouterr().err == (
+        'rolewatch report: [report] output_dir is "" (no folder): give --output PATH, or --output - for html/md/json\n')
+    assert list(cwd.iterdir()) == []
+    st = SqliteState(tmp_path / "state.db")
+    assert st.get_json(SNAPSHOT_NAMESPACE, "all") is None  # refused before the review: no snapshot kept
+    st.close()
+    assert _report(state_config, "--format", "md", "--output", "-") == 0
+    assert capsys.readouterr().out.startswith("# rolewatch access review")
+
+
 def test_account_filter_keeps_its_own_snapshot(state_config: Path, tmp_path: Path) -> None:
     out = tmp_path / "r.json"
     assert _report(state_config, "--format", "json", "--output", str(out), "--account", org.DEV) == 0
