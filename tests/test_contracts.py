@@ -74,6 +74,23 @@ def test_every_subcommand_and_flag_is_in_the_readme(name: str) -> None:
                 assert opt in README, f"rolewatch {name} {opt} is not documented"
 
 
+def test_top_level_flags_are_in_the_commands_section() -> None:
+    commands = README.split("## Commands", 1)[1].split("\n## ", 1)[0]
+    for action in build_parser()._actions:
+        for opt in action.option_strings:
+            if opt.startswith("--") and opt != "--help":
+                assert f"`{opt}" in commands or f"rolewatch {opt}" in commands, f"rolewatch {opt} is not documented"
+    assert "`rolewatch --version`" in commands
+
+
+def test_version_prints_the_package_version(capsys) -> None:
+    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out == f"rolewatch {version}\n"
+
+
 def _leaf_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
     keys: list[str] = []
     for name, field in model.model_fields.items():
