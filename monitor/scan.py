@@ -265,6 +265,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
     for p in args.paths:
         if not p.startswith("s3://") and not Path(p).exists():
             raise ConfigError(f"{p}: no such file or directory")
+    if args.output == "-":  # as for `report --output -`: stdout, not a file named "-"
+        args.output = None
     if args.output and (problem := _output_problem(Path(args.output))):
         # checked before reading anything: a long scan must not end in a place it cannot write
         print(f"rolewatch scan: --output {args.output}: {problem}", file=sys.stderr)

@@ -71,6 +71,14 @@ def test_an_output_path_that_cannot_be_written_is_named_before_the_scan(trail, t
     assert capsys.readouterr().err == f"rolewatch scan: --output {tmp_path}: is a directory\n"
 
 
+def test_output_dash_is_stdout_not_a_file_named_dash(trail, tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["scan", "--until", UNTIL, "--output", "-", str(trail)]) == 0
+    out = capsys.readouterr().out
+    assert out and all(json.loads(line)["detector"] for line in out.splitlines())
+    assert not (tmp_path / "-").exists()
+
+
 def test_an_output_write_failure_is_one_line_and_exit_1(trail, tmp_path, capsys) -> None:
     out = tmp_path / "findings.jsonl"
     (tmp_path / "findings.jsonl.tmp").mkdir()  # where the findings are written before the rename
