@@ -30,6 +30,7 @@ from monitor.findings import Finding, iso
 from monitor.health import record_account_rounds, record_deliveries, source_account_round
 from monitor.logs import run_id_var
 from monitor.posture.model import Posture
+from monitor.redact import redact_text
 from monitor.state.base import Coverage, StateLockedError, StateStore
 
 log = logging.getLogger(__name__)
@@ -228,16 +229,18 @@ def _collect_source(source: Any, config: Config, state: StateStore, window: Cycl
         # failed streak end: it is covered as a whole, having delivered nothing
         spans.append(Span(window.since, window.until, message=collector.nothing_found()))
     for span in spans:
+        # a collector's message can quote what it was given (a path, an AWS error repeating a request
+        # parameter): it is stored, and printed by `once` and `status`, so it is redacted here, once
         cov = Coverage(
             run_id=result.run_id, source=sid, start=iso(span.start), end=iso(span.end), status=span.status,
             account=span.account, region=span.region, records=span.records, skipped=span.skipped,
-            message=span.message, delivered=span.delivered,
+            message=span.message and redact_text(span.message), delivered=span.delivered,
         )
         state.record_coverage(cov)
         result.coverage.append(cov)
         if span.status != "ok":
             where = "/".join(p for p in (span.account, span.region) if p)
-            result.errors.append(f"{sid}{' ' + where if where else ''}: {span.status}: {span.message}")
+            result.errors.append(f"{sid}{' ' + where if where else ''}: {span.status}: {cov.message}")
 
 
 def _record_account_rounds(state: StateStore, sources: list[Any], now: datetime, result: CycleResult) -> None:
@@ -373,6 +376,8 @@ def run_cycle(config: Config, state: StateStore, *, now: datetime, since: dateti
                 log.error("detection/alerting failed: %s", exc, exc_info=True)
                 result.errors.append(f"detection/alerts: {type(exc).__name__}: {exc}")
         finally:
+            # what callers print (`once`) and record (the run history) is redacted here, whoever appended it
+            result.errors[:] = [redact_text(e) for e in result.errors]
             # a source failed when none of its units could be read: one account of an organisation
             # trail failing leaves the cycle partial, not failed
             read_any = {c.source for c in result.coverage if c.status != "failed"}

@@ -234,7 +234,7 @@ class Service:
         by_detector: dict[str, int] = {}
         for f in res.findings:
             by_detector[f.detector] = by_detector.get(f.detector, 0) + 1
-        errors = [redact_text(e) for e in res.errors]
+        errors = list(res.errors)  # redacted by run_cycle
         run = self._run(res.run_id, now)
         result = (run or {}).get("status") or ("partial" if errors else "ok")
         if run is not None:  # keep the messages, not just their count, for `rolewatch status`
