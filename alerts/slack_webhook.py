@@ -17,7 +17,7 @@ from alerts.blocks import escape, message_blocks
 from alerts.render import plain_text
 from alerts.retry import describe, retry_handlers
 from monitor.config import SlackWebhookNotifier as SlackWebhookConfig
-from monitor.redact import redact, redact_text, register_secret
+from monitor.redact import redact, redact_text, register_url
 from monitor.secrets import env_secret
 
 
@@ -26,7 +26,7 @@ def target_url(cfg: Any, what: str) -> str:
     url = cfg.url or env_secret(cfg.url_env, what=f"{what}.url_env")
     if not url:
         raise DeliveryError(f"{what}: no url configured", transient=False)
-    register_secret(url)
+    register_url(url)
     return str(url)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import threading
 from typing import Any
+from urllib.parse import urlsplit
 
 MASK = "***"
 
@@ -57,6 +58,23 @@ def register_secret(value: str | None) -> None:
     if value and len(value) >= 4 and not _ACCOUNT_ID.fullmatch(value):
         with _known_lock:
             _known.add(value)
+
+
+# a webhook URL's path or query is the credential; from this length on it is masked on its own too
+URL_PART_SECRET_LENGTH = 16
+
+
+def register_url(url: str) -> None:
+    """Register a URL that is a credential, and its path and query: a server's error page often
+    repeats the path it was asked for (Express: `Cannot POST /hooks/<token>`) without the host."""
+    register_secret(url)
+    parts = urlsplit(url)
+    pieces = [parts.path, parts.query]
+    if parts.query:
+        pieces.append(f"{parts.path}?{parts.query}")
+    for piece in pieces:
+        if len(piece) >= URL_PART_SECRET_LENGTH:
+            register_secret(piece)
 
 
 def redact_text(text: str) -> str:

@@ -73,6 +73,7 @@ class Receiver:
 
         self.requests: list[tuple[dict[str, str], bytes]] = []
         self.statuses: list[int] = []  # answered in order, then 204
+        self.echo_path = False  # error statuses repeat the request path, like Express's "Cannot POST /..."
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -82,9 +83,11 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 receiver.requests.append((dict(self.headers.items()), body))
                 status = receiver.statuses.pop(0) if receiver.statuses else 204
+                page = f"Cannot POST {self.path}".encode() if receiver.echo_path and status >= 400 else b""
                 self.send_response(status)
-                self.send_header("Content-Length", "0")
+                self.send_header("Content-Length", str(len(page)))
                 self.end_headers()
+                self.wfile.write(page)
 
             def log_message(self, *args: Any) -> None:
                 pass

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 
 import pytest
 
 from alerts.dispatch import build_notifiers, notify
 from alerts.webhook import sign, verify_signature
 from monitor.config import ConfigError, parse_config
+from monitor.logs import RedactingFilter
+from monitor.redact import redact_text, register_url
 from tests.alerts.conftest import NOW, Receiver, make_finding
 from tests.slack_standin import SlackStandin
 
@@ -100,3 +104,31 @@ def test_slack_webhook_error_status_is_checked_not_ignored(slack: SlackStandin, 
     item = state.outbox_items()[0]
     assert "HTTP 500" in item.last_error and "standinwebhooksecret" not in item.last_error
     assert run(config, state, sleeps, [])["sent"] == 1 and len(slack.webhook_posts) == 1
+
+
+def test_an_error_page_repeating_the_url_path_does_not_leak_it(receiver: Receiver, state, sleeps,  # noqa: ANN001
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # the path and the query are what a leaked copy would be replayed with; the host alone is not
+    path, query = "/hooks/wh-path-token-9f8e7d6c5b4a", "sig=qry-token-1a2b3c4d5e6f"
+    monkeypatch.setenv("HOOK_URL", receiver.url.replace("/hooks/rolewatch", f"{path}?{query}"))
+    config = parse_config({"notifiers": [{"type": "webhook", "url_env": "HOOK_URL"}]})
+    receiver.echo_path, receiver.statuses = True, [404]
+    lines = io.StringIO()
+    handler = logging.StreamHandler(lines)
+    handler.addFilter(RedactingFilter())
+    logging.getLogger("alerts").addHandler(handler)
+    try:
+        assert run(config, state, sleeps, [make_finding()])["failed"] == 1
+    finally:
+        logging.getLogger("alerts").removeHandler(handler)
+    reason = state.outbox_items()[0].last_error
+    assert "HTTP 404 Cannot POST ***" in reason, reason  # the server's answer stays readable
+    assert "Cannot POST ***" in lines.getvalue(), lines.getvalue()
+    for text in (reason, lines.getvalue()):
+        assert "wh-path-token" not in text and "qry-token" not in text, text
+
+
+def test_a_short_url_path_is_not_a_secret_of_its_own() -> None:
+    register_url("https://alerts.example.com/in?v=2")
+    assert redact_text("Cannot POST /in?v=2") == "Cannot POST /in?v=2"
+    assert redact_text("posted to https://alerts.example.com/in?v=2") == "posted to ***"
