@@ -27,8 +27,9 @@ _PATTERNS = [
     re.compile(r"https://hooks\.slack(?:-gov)?\.com/(?:services|workflows|triggers)/[A-Za-z0-9/]+"),
     re.compile(r"(?i)(aws_secret_access_key|secretaccesskey|secret_access_key)" + _KEYED + r"[A-Za-z0-9/+=]{40}"),
     re.compile(r"(?i)(sessiontoken|session_token|x-amz-security-token)" + _KEYED + r"[A-Za-z0-9/+=%]{16,}"),
-    # the whole ExternalId alphabet ([\w+=,.@:/-]): stopping at `,` or `=` would print the rest of it
-    re.compile(r"(?i)(externalid|external_id)" + _KEYED + r"[\w+=,.@:/-]+"),
+    # the whole ExternalId alphabet ([\w+=,.@:/-]): stopping at `,` or `=` would print the rest of it;
+    # a trust policy may list several (`"sts:ExternalId": ["a", "b"]`)
+    re.compile(r"(?i)(externalid|external_id)" + _KEYED + r"(?:\[[^\]]*\]|[\w+=,.@:/-]+)"),
     # an STS session token is base64 of a header whose first byte varies but whose next bytes do not:
     # after two free characters come oJb3JpZ2luX2Vj (IQoJ.., AgoJ..), oGZXIvYXdz (FQoG.., FwoG..) or oDYXdz
     re.compile(r"\b(?:FQoG|IQoJ)[A-Za-z0-9/+=]{40,}"
@@ -51,11 +52,14 @@ _SENSITIVE_KEYS = {
 # a 12-digit account ID is in every ARN of its account: masking it would blank those ARNs and
 # account columns everywhere, and an ExternalId that equals one is guessable, so nothing is hidden
 _ACCOUNT_ID = re.compile(r"\d{12}")
+# a shorter value is a word (`prod`, `team1`) that turns up inside role names and ARNs, which masking
+# it everywhere would destroy; it is guessable anyway, and still masked under its key (patterns above)
+KNOWN_SECRET_MIN_LENGTH = 8
 
 
 def register_secret(value: str | None) -> None:
     """Remember a secret value so it is masked wherever it would be printed."""
-    if value and len(value) >= 4 and not _ACCOUNT_ID.fullmatch(value):
+    if value and len(value) >= KNOWN_SECRET_MIN_LENGTH and not _ACCOUNT_ID.fullmatch(value):
         with _known_lock:
             _known.add(value)
 
@@ -100,7 +104,9 @@ def redact(obj: Any) -> Any:
     if isinstance(obj, dict):
         out = {}
         for k, v in obj.items():
-            if isinstance(k, str) and k.lower() in _SENSITIVE_KEYS and v not in (None, "", True, False):
+            # by the key's own name, without its namespace: a policy condition's `sts:ExternalId` too
+            if isinstance(k, str) and k.lower().rpartition(":")[2] in _SENSITIVE_KEYS \
+                    and v not in (None, "", True, False):
                 out[k] = MASK
             else:
                 out[k] = redact(v)

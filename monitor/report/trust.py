@@ -2,7 +2,8 @@
 
 A reviewer needs the shape of each grant, not the policy JSON: which principals, whether an
 ExternalId is required (never its value: it is a shared secret, and every value seen here is
-registered with `monitor.redact` so it is masked wherever else it turns up), whether MFA is
+registered with `monitor.redact`, which masks it wherever else it turns up unless it is too short
+or an account ID to be told from a role name or ARN), whether MFA is
 required, and any source-IP or date limits. Parsing is `monitor.policy`'s.
 """
 

@@ -96,3 +96,29 @@ def test_an_external_id_that_is_an_account_id_leaves_that_account_readable() -> 
     [row] = review.sections["trust"].to_dict("records")
     assert (row["principal"], row["external_id_required"]) == (f"arn:aws:iam::{vendor}:root", True)
     assert redact_text(f"arn:aws:sts::{vendor}:assumed-role/x/s") == f"arn:aws:sts::{vendor}:assumed-role/x/s"
+
+
+def test_a_short_external_id_is_masked_under_its_key_but_leaves_role_names_readable() -> None:
+    # `prod` as an ExternalId: masking it wherever it turns up would make `role/prod-deploy`
+    # read `role/***-deploy` in every report and alert
+    from monitor.posture.model import Posture, RoleInfo
+    from monitor.redact import redact
+    from monitor.report.tables import Period, ReviewOptions, build_review
+    from tests.report import org
+
+    role = org.role_arn("prod-deploy")
+    trust = _one({"StringEquals": {"sts:ExternalId": "prod"}})
+    posture = Posture(roles={role: RoleInfo(role, "prod-deploy", org.PROD, trust_policy=trust)},
+                      accounts=[org.PROD])
+    review = build_review(org.events().iloc[0:0], posture, [], Period(org.SINCE, org.UNTIL), None,
+                          ReviewOptions(), now=org.NOW)
+    [row] = review.sections["trust"].to_dict("records")
+    assert row["external_id_required"] is True and role in row.values(), row
+    assert redact_text(f"AssumeRole of {role} failed") == f"AssumeRole of {role} failed"
+
+    # under its key the value is masked, in text and in structured documents alike
+    assert redact_text('"requestParameters": {"externalId": "prod"}') == '"requestParameters": {"externalId": "***"}'
+    assert redact_text("ExternalId=prod,") == "ExternalId=***"
+    assert "'prod'" not in redact_text(f"policy {trust}")
+    assert "prod\"" not in redact_text('{"sts:ExternalId": ["staging-x", "prod"]}')
+    assert redact(trust)["Statement"][0]["Condition"] == {"StringEquals": {"sts:ExternalId": "***"}}
