@@ -30,14 +30,34 @@ def resolve_secret(ref: SecretRef | None, *, session: Any = None, aws: AwsConfig
     elif ref.secretsmanager:
         secret_id, _, json_key = ref.secretsmanager.partition("#")
         client = _client(session, "secretsmanager", aws)
-        raw = client.get_secret_value(SecretId=secret_id)["SecretString"]
-        value = json.loads(raw)[json_key] if json_key else raw
+        raw = client.get_secret_value(SecretId=secret_id).get("SecretString")
+        # the reference, never the value; worded so no `external_id: ` of a json key reads as a secret
+        where = f"secretsmanager {ref.secretsmanager} (needed for {what})"
+        if raw is None:
+            raise ConfigError(f"{where} holds no SecretString (binary secrets are not supported)")
+        value = _json_field(raw, json_key, where) if json_key else raw
     elif ref.ssm:
         client = _client(session, "ssm", aws)
         value = client.get_parameter(Name=ref.ssm, WithDecryption=True)["Parameter"]["Value"]
     else:  # pragma: no cover - the model forbids it
         value = None
     register_secret(value)
+    return value
+
+
+_JSON_TYPES = {bool: "boolean", int: "number", float: "number", list: "array", dict: "object", type(None): "null"}
+
+
+def _json_field(raw: str, key: str, where: str) -> str:
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        raise ConfigError(f"{where} is not a JSON object, so it has no #{key}") from None  # it holds the text
+    if not isinstance(doc, dict) or key not in doc:
+        raise ConfigError(f"{where} has no key {key!r}")
+    value = doc[key]
+    if not isinstance(value, str):
+        raise ConfigError(f"{where} is a JSON {_JSON_TYPES.get(type(value), type(value).__name__)}, not a string")
     return value
 
 
