@@ -23,6 +23,20 @@ os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
 os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
 
 
+@pytest.fixture(autouse=True)
+def _secrets_registered_stay_with_their_test() -> Iterator[None]:
+    """The redactor's registry of known secrets is process-wide (the service registers for its whole
+    life). A value one test registers must not mask another test's output: which tests share a
+    worker process depends on how xdist deals them out."""
+    from monitor import redact
+
+    with redact._known_lock:
+        before = set(redact._known)
+    yield
+    with redact._known_lock:
+        redact._known.intersection_update(before)
+
+
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
     """A ThreadedMotoServer on 127.0.0.1 and a free port; yields its endpoint URL."""
