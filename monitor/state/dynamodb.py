@@ -162,7 +162,8 @@ def ensure_table(client: Any, table: str) -> None:
 
 class DynamoState(ReentrantTransactions):
     def __init__(self, client: Any, table: str, *, seen_days: int = 30, findings_days: int = 400,
-                 clock: Callable[[], float] = time.time, lock_lease_seconds: float = 120) -> None:
+                 clock: Callable[[], float] = time.time, lock_lease_seconds: float = 120,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self._ddb = client
         self.table = table
         self.path_or_table = f"dynamodb://{table}"
@@ -170,6 +171,7 @@ class DynamoState(ReentrantTransactions):
         self.findings_days = findings_days
         self._clock = clock
         self._lease = lock_lease_seconds
+        self._sleep = sleep  # between tries of a lock held by another process
         self._mutex = threading.RLock()
         self._buffer: dict[Key, dict[str, Any] | None] | None = None
         self._depth = 0
@@ -334,7 +336,9 @@ class DynamoState(ReentrantTransactions):
             self._batch_write([op for op in ops if stage(op) == n])
 
     @contextmanager
-    def lock(self, name: str = "service", *, wait: bool = False) -> Iterator[None]:
+    def lock(self, name: str = "service", *, wait: bool = False, timeout: float | None = None) -> Iterator[None]:
+        """wait: retry until the lock is free (or its holder's lease ran out); with `timeout`, give up after
+        that many seconds."""
         key = {"pk": {"S": f"lock#{name}"}, "sk": {"S": "-"}}
         holder = f"pid {os.getpid()} on {socket.gethostname()}"
         token = uuid.uuid4().hex
@@ -353,6 +357,7 @@ class DynamoState(ReentrantTransactions):
                 ExpressionAttributeValues=values,
             )
 
+        deadline = self._clock() + timeout if wait and timeout is not None else None
         while True:
             try:
                 write(take_over=True)
@@ -360,14 +365,16 @@ class DynamoState(ReentrantTransactions):
             except ClientError as exc:
                 if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                     raise
-            if not wait:
+            left = (deadline - self._clock() if deadline is not None else float("inf")) if wait else 0
+            if left <= 0:
                 current = self._ddb.get_item(TableName=self.table, Key=key, ConsistentRead=True).get("Item", {})
                 other = current.get("holder", {}).get("S", "another process")
+                waited = f" (waited {timeout:g}s)" if wait else ""
                 raise StateLockedError(
-                    f"state {self.path_or_table} is in use by {other}; wait for it to finish or stop it "
+                    f"state {self.path_or_table} is in use by {other}{waited}; wait for it to finish or stop it "
                     f"(its lease expires within {int(self._lease)}s if it died)"
                 )
-            time.sleep(min(5.0, self._lease / 4))
+            self._sleep(min(5.0, self._lease / 4, left))
 
         stop = threading.Event()
 

@@ -12,8 +12,9 @@ import json
 import os
 import sqlite3
 import threading
+import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -81,6 +82,9 @@ register_migration(
 # what a source delivered, apart from the AssumeRole rows it stored (NULL in older rows: not counted then)
 register_migration("0002_coverage_delivered", "ALTER TABLE coverage ADD COLUMN delivered INTEGER")
 
+# how often a bounded `lock(wait=True, timeout=...)` retries: flock itself has no timeout
+LOCK_POLL_SECONDS = 0.2
+
 _OUTBOX_COLUMNS = "id, fingerprint, notifier, payload, attempts, status, last_error, receipt, created_at, updated_at, sent_at"
 
 
@@ -90,8 +94,11 @@ def _now_iso() -> str:
 
 
 class SqliteState(ReentrantTransactions):
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.path = Path(path)
+        self._clock = clock  # only a bounded lock wait reads these
+        self._sleep = sleep
         self.path_or_table = str(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # one connection shared by the threads of this process, serialised by a lock
@@ -150,20 +157,15 @@ class SqliteState(ReentrantTransactions):
             return self._conn.execute(sql, tuple(params))
 
     @contextmanager
-    def lock(self, name: str = "service", *, wait: bool = False) -> Iterator[None]:
-        """An exclusive process lock on this state (flock: released by the kernel if we die)."""
+    def lock(self, name: str = "service", *, wait: bool = False, timeout: float | None = None) -> Iterator[None]:
+        """An exclusive process lock on this state (flock: released by the kernel if we die).
+
+        wait: block until it is free; with `timeout`, give up after that many seconds.
+        """
         lock_path = self.path.with_name(self.path.name + f".{name}.lock")
         fh = open(lock_path, "a+")  # noqa: SIM115 - held for the duration of the context
         try:
-            flags = fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB)
-            try:
-                fcntl.flock(fh, flags)
-            except BlockingIOError:
-                fh.seek(0)
-                holder = fh.read().strip() or "another process"
-                raise StateLockedError(
-                    f"state {self.path} is in use by {holder}; wait for it to finish or stop it"
-                ) from None
+            self._flock(fh, wait, timeout)
             fh.seek(0)
             fh.truncate()
             fh.write(f"pid {os.getpid()}")
@@ -171,6 +173,26 @@ class SqliteState(ReentrantTransactions):
             yield
         finally:
             fh.close()
+
+    def _flock(self, fh: Any, wait: bool, timeout: float | None) -> None:
+        if wait and timeout is None:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            return
+        deadline = self._clock() + (timeout or 0) if wait else None
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                left = deadline - self._clock() if deadline is not None else 0
+                if left <= 0:
+                    fh.seek(0)
+                    holder = fh.read().strip() or "another process"
+                    waited = f" (waited {timeout:g}s)" if wait else ""
+                    raise StateLockedError(
+                        f"state {self.path} is in use by {holder}{waited}; wait for it to finish or stop it"
+                    ) from None
+                self._sleep(min(LOCK_POLL_SECONDS, left))
 
     # ------------------------------------------------------------------ checkpoints
 

@@ -27,8 +27,8 @@ def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     if request.param == "sqlite":
         from monitor.state.sqlite import SqliteState
 
-        def factory() -> Any:
-            opened.append(SqliteState(tmp_path / "state.db"))
+        def factory(**kwargs: Any) -> Any:
+            opened.append(SqliteState(tmp_path / "state.db", **kwargs))
             return opened[-1]
     else:
         from monitor.state.dynamodb import DynamoState, ensure_table
@@ -39,8 +39,8 @@ def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
         table = f"rolewatch-{uuid.uuid4().hex[:8]}"
         ensure_table(ddb, table)
 
-        def factory() -> Any:
-            opened.append(DynamoState(ddb, table))
+        def factory(**kwargs: Any) -> Any:
+            opened.append(DynamoState(ddb, table, **kwargs))
             return opened[-1]
     yield factory
     for st in opened:
@@ -329,6 +329,48 @@ def test_lock_is_exclusive_across_handles(open_store) -> None:
             pass
     with second.lock("service"):  # released: the next one gets it
         pass
+
+
+class NapClock:
+    """A clock that only moves when the code under test sleeps: a bounded wait without waiting."""
+
+    def __init__(self, on_nap: Callable[[int], None] = lambda n: None) -> None:
+        self.now = 1_000_000.0
+        self.naps: list[float] = []
+        self.on_nap = on_nap
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.naps.append(seconds)
+        self.now += seconds
+        self.on_nap(len(self.naps))
+
+
+def test_lock_wait_gives_up_after_its_timeout(open_store) -> None:
+    clock = NapClock()
+    first, second = open_store(), open_store(clock=clock, sleep=clock.sleep)
+    busy = pytest.raises(StateLockedError, match=r"is in use by pid .*\(waited 30s\)")
+    with first.lock("delivery"), busy, second.lock("delivery", wait=True, timeout=30):
+        pass
+    assert clock.naps and sum(clock.naps) == pytest.approx(30)  # it did wait, and no longer than asked
+    with second.lock("delivery", wait=True, timeout=30):  # free again: taken at once
+        pass
+    assert sum(clock.naps) == pytest.approx(30)
+
+
+def test_lock_wait_takes_the_lock_once_its_holder_lets_go(open_store) -> None:
+    holding: list[Any] = []
+    clock = NapClock(on_nap=lambda n: holding.pop().__exit__(None, None, None) if n == 1 else None)
+    # one clock for both handles: DynamoDB leases compare the holders' clocks
+    first, second = open_store(clock=clock, sleep=clock.sleep), open_store(clock=clock, sleep=clock.sleep)
+    holding.append(first.lock("delivery"))
+    holding[0].__enter__()
+    with second.lock("delivery", wait=True, timeout=30):
+        assert len(clock.naps) == 1  # the first retry after the release got it
+        with pytest.raises(StateLockedError), first.lock("delivery"):  # and holds it now
+            pass
 
 
 def test_schema_version_is_reported(store) -> None:
