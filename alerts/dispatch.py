@@ -3,11 +3,20 @@
 Called by the pipeline once per cycle (also with no findings: that is when the outbox is retried
 and digests fall due). It must run outside any open `state.transaction()`: each send is bracketed
 by its own commits so a crash can be recovered without a duplicate.
+
+Deliverers can overlap: the health check after a cycle, the posture job's own health check and
+detection, `rolewatch run`'s collect and posture threads, two `once` processes from cron. Each would
+read the same queued rows (or take the other's `sending` row for a crashed send) and send it again, so
+delivery holds the state's `delivery` lock. Not the cycle lock: a cycle stuck in collection must not
+hold back alerts, monitor_health's above all. The wait for it is bounded; a deliverer that gives up
+leaves its rows queued (the holder, or the next tick, sends them).
 """
 
 from __future__ import annotations
 
+import logging
 import time
+from collections import Counter
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -25,6 +34,13 @@ from alerts.sns import SnsNotifier
 from alerts.webhook import WebhookNotifier
 from monitor.config import Config, notifier_id
 from monitor.findings import Finding
+from monitor.state.base import StateLockedError
+
+log = logging.getLogger("alerts")
+
+DELIVERY_LOCK = "delivery"
+# long enough for another deliverer's usual run, short enough that a job does not hang on a slow one
+DELIVERY_LOCK_WAIT_SECONDS = 60.0
 
 
 def build_notifier(cfg: Any, config: Config, state: Any, *, sleep: Sleep = time.sleep) -> Notifier:
@@ -75,14 +91,13 @@ def notify(findings: list[tuple[Finding, bool, Finding | None]], state: Any, con
     queue(findings, state, config, now)
     if notifiers is None:
         notifiers = build_notifiers(config, state, sleep=sleep)
-    configs = {notifier_id(cfg): cfg for cfg in config.notifiers}
-    for name, cfg in configs.items():
-        if cfg.digest:
-            digest.flush(state, name, cfg.digest_period_hours, now)
-        else:
-            for item in state.outbox_items(["held"], notifier=name):  # digest switched off: send them one by one
-                state.outbox_mark(item.fingerprint, name, "pending", now)
-    counts = deliver(state, notifiers, now)
+    counts: Counter[str] = Counter()
+    try:
+        with state.lock(DELIVERY_LOCK, wait=True, timeout=DELIVERY_LOCK_WAIT_SECONDS):
+            counts = _deliver_queued(state, config, notifiers, now)
+    except StateLockedError as exc:
+        log.warning("alert delivery is busy (%s): the queued alerts stay in the outbox for it or the next run",
+                    exc)
     backlog = state.outbox_counts()
     return {
         "sent": counts["sent"],
@@ -91,3 +106,15 @@ def notify(findings: list[tuple[Finding, bool, Finding | None]], state: Any, con
         "queued": sum(backlog.get(s, 0) for s in QUEUED),
         "held": backlog.get("held", 0),
     }
+
+
+def _deliver_queued(state: Any, config: Any, notifiers: Mapping[str, Notifier], now: datetime) -> Counter[str]:
+    """Digests that fell due, then every queued row: only ever one deliverer at a time (the caller's lock)."""
+    for cfg in config.notifiers:
+        name = notifier_id(cfg)
+        if cfg.digest:
+            digest.flush(state, name, cfg.digest_period_hours, now)
+        else:
+            for item in state.outbox_items(["held"], notifier=name):  # digest switched off: send them one by one
+                state.outbox_mark(item.fingerprint, name, "pending", now)
+    return deliver(state, notifiers, now)
