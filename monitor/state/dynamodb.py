@@ -26,7 +26,8 @@ with checkpoints and processed-file marks written last: a crash mid-flush leaves
 behind, the batch is read again, and the event items already written keep it from counting twice
 -- the same guarantee the SQLite backend gives. Outbox rows go before the findings they alert, so a
 crash mid-flush cannot leave a stored finding whose alert was never queued. An exception discards
-the buffer.
+the buffer. Outbox rows are flushed with conditional writes (`_put_outbox`): another process may
+deliver a row between the transaction's read and its flush, and that delivery must not be undone.
 
 Documents (`put_json`) must fit DynamoDB's 400 KB item limit, and a posture inventory of a whole
 Organization does not. Up to ~350 KB of JSON stays one item with the text in `value` (the original
@@ -85,6 +86,8 @@ _ser, _de = TypeSerializer(), TypeDeserializer()
 _seq = itertools.count()
 
 Key = tuple[str, str]
+DeliveryState = tuple[str, int, str | None]  # an outbox row's status, attempts, sent_at
+_PAYLOAD_ATTRS = ("payload", "payload_z", "payload_ref")
 
 # the item limit is 400 KB including attribute names and keys (up to ~3 KB here): 350 KB of value leaves room
 DOC_INLINE_MAX = 350_000
@@ -105,6 +108,26 @@ def _doc_parts_pk(namespace: str, key: str) -> str:
 
 class _StaleHead(Exception):
     """The parts a head item names are gone: a writer replaced the document between our two reads."""
+
+
+def _delivery_state(item: dict[str, Any] | None) -> DeliveryState | None:
+    return None if item is None else (item["status"], int(item["attempts"]), item.get("sent_at"))
+
+
+def _delivery_condition(read: DeliveryState | None) -> dict[str, Any]:
+    """put_item arguments: write only if the row is as `read` saw it (None: still absent)."""
+    if read is None:
+        return {"ConditionExpression": "attribute_not_exists(pk)"}
+    status, attempts, sent_at = read
+    values = {":st": {"S": status}, ":at": {"N": str(attempts)}}
+    condition = "#st = :st AND attempts = :at AND "
+    if sent_at is None:
+        condition += "attribute_not_exists(sent_at)"
+    else:  # a re-armed row sent again since has the same status, maybe the same attempts, not the same time
+        condition += "sent_at = :sa"
+        values[":sa"] = {"S": sent_at}
+    return {"ConditionExpression": condition, "ExpressionAttributeNames": {"#st": "status"},
+            "ExpressionAttributeValues": values}
 
 
 def _now_iso() -> str:
@@ -174,6 +197,8 @@ class DynamoState(ReentrantTransactions):
         self._sleep = sleep  # between tries of a lock held by another process
         self._mutex = threading.RLock()
         self._buffer: dict[Key, dict[str, Any] | None] | None = None
+        # outbox rows written in the open transaction -> their delivery state as read from the table
+        self._outbox_read: dict[Key, DeliveryState | None] = {}
         self._depth = 0
 
     @classmethod
@@ -308,13 +333,16 @@ class DynamoState(ReentrantTransactions):
 
     def _begin(self) -> None:
         self._buffer = {}
+        self._outbox_read = {}
 
     def _rollback(self) -> None:
         self._buffer = None
+        self._outbox_read = {}
 
     def _commit(self) -> None:
         assert self._buffer is not None
         ops = list(self._buffer.items())
+        outbox_read, self._outbox_read = self._outbox_read, {}
         self._buffer = None
 
         def stage(op: tuple[Key, dict[str, Any] | None]) -> int:
@@ -333,7 +361,11 @@ class DynamoState(ReentrantTransactions):
             return 5 if pk.startswith(("ckpt#", "files#")) else 3
 
         for n in range(7):
-            self._batch_write([op for op in ops if stage(op) == n])
+            batch = [op for op in ops if stage(op) == n]
+            for key, item in batch:
+                if item is not None and key in outbox_read:
+                    self._put_outbox(item, outbox_read[key])
+            self._batch_write([(key, item) for key, item in batch if item is None or key not in outbox_read])
 
     @contextmanager
     def lock(self, name: str = "service", *, wait: bool = False, timeout: float | None = None) -> Iterator[None]:
@@ -699,8 +731,10 @@ class DynamoState(ReentrantTransactions):
     def outbox_put(self, fingerprint: str, notifier: str, payload: dict[str, Any], status: str,
                    now: datetime) -> None:
         stamp = iso(now)
+        key = (f"outbox#{notifier}", fingerprint)
         with self._mutex:
-            item = self._get(f"outbox#{notifier}", fingerprint)
+            item = self._get(*key)
+            read = _delivery_state(item)
             if item is None:
                 seq = _sequence()
                 item = {"pk": f"outbox#{notifier}", "sk": fingerprint, "gsi1pk": "outbox", "gsi1sk": seq,
@@ -723,7 +757,12 @@ class DynamoState(ReentrantTransactions):
                 self._write_doc(OUTBOX_PAYLOADS, ref, head, parts)  # complete before the row points at it
                 item["payload_ref"] = ref
             item.update(status=status, updated_at=stamp)
-            self._put(item)
+            if self._buffer is None:
+                self._put_outbox(item, read)
+            else:
+                if key not in self._buffer:  # read from the table, not from this transaction's own writes
+                    self._outbox_read[key] = read
+                self._put(item)
             if had_ref and "payload_ref" not in item:
                 self.delete_json(OUTBOX_PAYLOADS, ref)  # after the row stopped naming it
 
@@ -738,8 +777,43 @@ class DynamoState(ReentrantTransactions):
                if (o := self._outbox_item(i)) is not None]
         return sorted(out, key=lambda o: o.id)
 
+    def _put_outbox(self, item: dict[str, Any], read: DeliveryState | None) -> None:
+        """Write an outbox row only if its delivery state is still what `read` saw.
+
+        A cycle reads a row, decides (refresh, re-arm) and writes the whole row back when its transaction
+        commits, while another process may have delivered it in between (delivery holds the `delivery`
+        lock, queueing does not): written back blindly, a `sent` row would turn `pending` again and go out
+        twice. So the write is conditional; if the row changed, a row since sent or being sent is left
+        alone (the next cycle decides about it again) and a row still queued takes the new content and
+        keeps its delivery state. (A payload too big for the row, only a digest's, is written by a deliverer, which holds the
+        lock: its document is not part of this check.)
+        """
+        for _ in range(5):
+            try:
+                self._ddb.put_item(TableName=self.table, Item={k: _ser.serialize(v) for k, v in item.items()},
+                                   **_delivery_condition(read))
+                return
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                    raise
+            current = self._get(item["pk"], item["sk"])
+            if current is not None and current["status"] in ("sent", "sending"):  # `enqueue` leaves those too
+                log.info("outbox %s/%s was sent while being queued again: left as %s", item["pk"], item["sk"],
+                         current["status"])
+                return
+            if current is not None:
+                content = {k: item[k] for k in (*_PAYLOAD_ATTRS, "updated_at") if k in item}
+                item = {**{k: v for k, v in current.items() if k not in _PAYLOAD_ATTRS}, **content}
+            read = _delivery_state(current)
+        raise RuntimeError(f"outbox row {item['pk']}/{item['sk']} kept changing while being written")
+
     def outbox_mark(self, fingerprint: str, notifier: str, status: str, now: datetime, *,
                     error: str | None = None, receipt: dict[str, Any] | None = None) -> None:
+        # A whole-row write back, unconditional: marks come from the one deliverer holding the `delivery`
+        # lock, so no other writer changes a queued row's delivery state. A cycle may refresh the row's
+        # content between our read and write (`_put_outbox` lets it, the state being unchanged); this write
+        # then puts back the content being sent or just sent, which is what the row should record: the next
+        # cycle compares the finding with it and escalates if the severity rose.
         with self._mutex:
             item = self._get(f"outbox#{notifier}", fingerprint)
             if item is None:

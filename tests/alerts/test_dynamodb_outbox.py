@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from alerts.dispatch import build_notifiers, notify
+from alerts.dispatch import build_notifiers, notify, queue
 from monitor.config import Config
 from monitor.state import open_state
 from tests.alerts.conftest import NOW, make_finding
@@ -50,3 +50,22 @@ def test_outage_then_lost_response_on_dynamodb(slack: SlackStandin, dynamo_confi
     cycle([make_finding(severity="critical")], 15)
     assert len(slack.messages) == 2 and slack.messages[1].thread_ts == slack.messages[0].ts
     assert dynamo_state.outbox_counts() == {"sent": 1}
+
+
+def test_another_process_delivering_before_a_cycle_commits_is_not_undone(slack: SlackStandin, dynamo_config: Config,
+                                                                         sleeps) -> None:  # noqa: ANN001
+    cycle_state, deliverer = open_state(dynamo_config), open_state(dynamo_config)  # two processes, one table
+    alert = make_finding()
+    queue([(alert, True, None)], deliverer, dynamo_config, NOW)  # an earlier cycle queued it
+    with cycle_state.transaction():  # a cycle stores the finding again and refreshes its queued alert ...
+        cycle_state.upsert_finding(alert, "open", NOW)
+        queue([(alert, False, None)], cycle_state, dynamo_config, NOW)
+        # ... while another process (a health check's delivery) sends it, before the cycle commits
+        sent = notify([], deliverer, dynamo_config, NOW, notifiers=build_notifiers(dynamo_config, deliverer,
+                                                                                   sleep=sleeps))
+        assert sent["sent"] == 1
+    counts = notify([], cycle_state, dynamo_config, NOW, notifiers=build_notifiers(dynamo_config, cycle_state,
+                                                                                   sleep=sleeps))
+    assert counts["sent"] == 0 and len(slack.messages) == 1
+    row = cycle_state.outbox_get(alert.fingerprint, "slack:#security-alerts")
+    assert (row.status, row.attempts, row.receipt["ts"]) == ("sent", 1, slack.messages[0].ts)
