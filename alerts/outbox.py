@@ -57,6 +57,11 @@ def enqueue(state: Any, notifier: str, cfg: Any, finding: Finding, now: datetime
         message = Message("new", [finding], f"{fp}-1", str(iso(now)), extra={"seq": 1})
         state.outbox_put(fp, notifier, message.to_payload(), fresh_status, now)
         return True
+    if existing.status == "sending":
+        # on its way (or its outcome unknown after a crash): the row must keep what was sent, since
+        # recovery looks for exactly that (the file notifier by its lines) and the next cycle compares
+        # against it, escalating if the severity rose
+        return True
     if existing.status != "sent":
         # not delivered yet: refresh the content, keep the same delivery (id, kind, thread)
         message = Message.from_payload(existing.payload)

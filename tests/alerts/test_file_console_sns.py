@@ -41,14 +41,19 @@ class CrashAfterWrite(FileNotifier):
         raise KeyboardInterrupt  # the process is stopped right after the write
 
 
-def test_file_crash_between_write_and_commit_writes_once(tmp_path: Path, sleeps) -> None:  # noqa: ANN001
+def crash_mid_write(tmp_path: Path, sleeps: Any) -> tuple[Config, Path, SqliteState]:
+    """A file alert written, then the process stopped before `sent` was committed; the restarted state."""
     path = tmp_path / "findings.jsonl"
     config = parse_config({"notifiers": [{"type": "file", "path": str(path)}]})
     state = SqliteState(tmp_path / "state.db")
     with pytest.raises(KeyboardInterrupt):
         run(config, state, [make_finding()], sleeps, notifiers={f"file:{path}": CrashAfterWrite(f"file:{path}", path)})
     state.close()
-    state = SqliteState(tmp_path / "state.db")
+    return config, path, SqliteState(tmp_path / "state.db")
+
+
+def test_file_crash_between_write_and_commit_writes_once(tmp_path: Path, sleeps) -> None:  # noqa: ANN001
+    config, path, state = crash_mid_write(tmp_path, sleeps)
     counts = run(config, state, [], sleeps)
     assert counts["recovered"] == 1
     assert len(path.read_text().splitlines()) == 1
@@ -92,3 +97,13 @@ def test_sns_missing_topic_is_kept_with_the_reason(aws_config, state, sleeps) ->
     counts = run(config, state, [make_finding()], sleeps)
     assert counts["failed"] == 1
     assert "NotFound" in state.outbox_items()[0].last_error
+
+
+def test_file_crash_then_the_finding_seen_again_is_recovered_not_rewritten(tmp_path: Path, sleeps) -> None:  # noqa: ANN001
+    config, path, state = crash_mid_write(tmp_path, sleeps)
+    # the next cycle detects it again with a higher count: the row left `sending` keeps what was written,
+    # else the file would not hold the refreshed lines and the alert would be written twice
+    counts = run(config, state, [make_finding(count=13)], sleeps)
+    assert counts["recovered"] == 1 and counts["sent"] == 0
+    assert [json.loads(line)["count"] for line in path.read_text().splitlines()] == [12]
+    state.close()
