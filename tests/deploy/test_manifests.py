@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from monitor.cli import build_parser
-from monitor.config import parse_config
+from monitor.config import Config, load_config, parse_config
 from tests.conftest import REPO
 
 DEPLOY = REPO / "deploy"
@@ -108,9 +108,13 @@ def test_dockerfile_pinned_non_root_healthcheck_and_run_entrypoint() -> None:
     assert entry == ["rolewatch"] and parser.parse_args(cmd).command == "run"
 
 
+def unit_files() -> list[Path]:
+    return sorted(p for p in (DEPLOY / "systemd").iterdir() if p.suffix in (".service", ".timer"))
+
+
 def units() -> dict[str, configparser.ConfigParser]:
     out = {}
-    for path in sorted((DEPLOY / "systemd").iterdir()):
+    for path in unit_files():
         cp = configparser.ConfigParser(strict=True, interpolation=None)
         cp.optionxform = str  # type: ignore[assignment,method-assign]
         cp.read_string(path.read_text())
@@ -133,8 +137,71 @@ def test_systemd_units_run_the_right_commands() -> None:
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
 def test_systemd_analyze_verify(tmp_path: Path) -> None:
     # verify insists the ExecStart binary exists on this machine: point it at one that does
-    for path in (DEPLOY / "systemd").iterdir():
+    for path in unit_files():
         (tmp_path / path.name).write_text(path.read_text().replace("/opt/rolewatch/bin/rolewatch", "/bin/true"))
     res = subprocess.run(["systemd-analyze", "verify", "--man=no", *sorted(str(p) for p in tmp_path.iterdir())],
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
+
+
+def written_folders(cfg: Config) -> dict[str, Path]:
+    """Every local folder a config makes rolewatch write into, by the key that decides it."""
+    out = {}
+    if cfg.state.backend == "sqlite":
+        out["state.path"] = cfg.resolve_path(cfg.state.path).parent  # the lock file goes beside it
+    if cfg.schedule.report.enabled and cfg.report.output_dir:
+        out["report.output_dir"] = cfg.resolve_path(cfg.report.output_dir)
+    for i, n in enumerate(cfg.notifiers):
+        if n.type == "file":
+            out[f"notifiers[{i}].path"] = cfg.resolve_path(n.path).parent
+    return out
+
+
+def not_writable(cfg: Config, writable: list[Path]) -> list[str]:
+    return [f"{key} -> {folder}" for key, folder in written_folders(cfg).items()
+            if not any(folder.is_relative_to(w) for w in writable)]
+
+
+def configmap_config(config_path: str) -> Config:
+    import tomllib
+
+    cfg = parse_config(tomllib.loads(manifests()["ConfigMap/rolewatch-config"]["data"]["rolewatch.toml"]),
+                       filename="deploy/k8s/configmap.yaml")
+    cfg.source_path = config_path  # relative paths resolve against where the pod reads it
+    return cfg
+
+
+@pytest.mark.parametrize("command", ["run", "once"])
+def test_pods_write_only_to_writable_volumes(command: str) -> None:
+    # readOnlyRootFilesystem, and Kubernetes mounts ConfigMap and Secret volumes read-only whatever
+    # the mount says: a report written beside the config fails every run of the report job
+    spec = pod_specs()[command]
+    [container] = spec["containers"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    writable = [Path(vm["mountPath"]) for vm in container["volumeMounts"]
+                if not vm.get("readOnly") and "emptyDir" in volumes[vm["name"]]]
+    config_path = build_parser().parse_args(container["args"]).config
+    cfg = configmap_config(config_path)
+    assert not not_writable(cfg, writable)
+    # the check itself: the built-in report folder would sit on the read-only config mount
+    cfg.report.output_dir = "reports"
+    assert not_writable(cfg, writable) == ["report.output_dir -> /etc/rolewatch/reports"]
+
+
+def test_systemd_example_config_writes_only_where_the_units_allow() -> None:
+    parser = build_parser()
+    example = load_config(DEPLOY / "systemd" / "rolewatch.toml")
+    for name in ("rolewatch.service", "rolewatch-once.service"):
+        service = units()[name]["Service"]
+        # ProtectSystem=strict: all but these is read-only to the service
+        assert service["ProtectSystem"] == "strict"
+        writable = [Path("/var/lib", service["StateDirectory"]), Path("/var/log", service["LogsDirectory"]),
+                    *[Path(p) for p in service.get("ReadWritePaths", "").split()]]
+        example.source_path = parser.parse_args(shlex.split(service["ExecStart"])[1:]).config
+        assert example.source_path == "/etc/rolewatch/rolewatch.toml"
+        assert not not_writable(example, writable), name
+        # the defaults would put the state and the reports beside the config, in read-only /etc
+        defaults = Config(source_path=example.source_path)
+        assert not_writable(defaults, writable) == ["state.path -> /etc/rolewatch/.rolewatch",
+                                                    "report.output_dir -> /etc/rolewatch/reports"]
