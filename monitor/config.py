@@ -7,9 +7,10 @@ documented in the README and a rename is a breaking change.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -110,6 +111,20 @@ class LookupEventsSource(_SourceBase):
     # organisation without an org trail is read account by account through the audit role:
     # "organization" (the accounts [organization] puts in scope) or these account ids
     accounts: Literal["organization"] | list[Annotated[str, Field(pattern=r"^\d{12}$")]] | None = None
+
+    @field_validator("accounts", mode="before")
+    @classmethod
+    def _organization_or_account_ids(cls, value: Any) -> Any:
+        # checked here so a mistake reads as one line, not as one error per branch of the union
+        if value is None or value == "organization":
+            return value
+        if not isinstance(value, list):
+            raise ValueError(f'expected "organization" or a list of 12-digit account ids, not {value!r}')
+        for account in value:
+            if not (isinstance(account, str) and re.fullmatch(r"\d{12}", account)):
+                raise ValueError(f"{account!r} is not a 12-digit account id in quotes"
+                                 + (" (a TOML number drops leading zeros)" if isinstance(account, int) else ""))
+        return value
 
 
 class AthenaSource(_SourceBase):
@@ -613,6 +628,16 @@ def notifier_id(notifier: Any) -> str:
     return str(notifier.type)
 
 
+def _type_tags(union: Any) -> tuple[str, ...]:
+    """The `type` values of a discriminated union of models, in declaration order."""
+    members = get_args(get_args(union)[0])
+    return tuple(get_args(m.model_fields["type"].annotation)[0] for m in members)
+
+
+# the lists whose entries are told apart by `type`
+TYPES_OF = {"sources": _type_tags(Source), "notifiers": _type_tags(Notifier)}
+
+
 def _dotted(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
@@ -620,28 +645,36 @@ def _dotted(loc: tuple[Any, ...]) -> str:
             out += f"[{part}]"
         else:
             # pydantic puts the discriminator tag into the location of union members
-            if part in {"local", "s3", "cloudwatch_logs", "lookup_events", "athena", "cloudtrail_lake",
-                        "logs_insights", "slack", "slack_webhook", "webhook", "file", "console", "sns"} and out:
+            if out and any(part in tags for tags in TYPES_OF.values()):
                 continue
             out += f".{part}" if out else str(part)
     return out
 
 
-def _pydantic_message(err: dict[str, Any]) -> str:
-    if err["type"] == "missing":
-        return "field required"
-    if err["type"] == "extra_forbidden":
-        return "unknown key"
-    msg = err["msg"]
-    return msg.removeprefix("Value error, ")
+def _error_line(err: dict[str, Any]) -> str:
+    """`dotted.key: message` for one pydantic error, in the words of the config file."""
+    where, kind = _dotted(err["loc"]), err["type"]
+    if kind in ("union_tag_not_found", "union_tag_invalid"):
+        # an entry of [[sources]] / [[notifiers]] whose `type` is missing or not one we know
+        tags = ", ".join(TYPES_OF.get(str(err["loc"][0]), ()))
+        if kind == "union_tag_not_found":
+            return f"{where}.type: field required (one of {tags})"
+        return f"{where}.type: unknown type {err['ctx']['tag']!r} (one of {tags})"
+    if kind == "missing":
+        msg = "field required"
+    elif kind == "extra_forbidden":
+        msg = "unknown key"
+    else:
+        msg = err["msg"].removeprefix("Value error, ")
+    # the root's own checks name their key in the message (`report.slack_notifiers: ...`)
+    return f"{where}: {msg}" if where else msg
 
 
 def parse_config(data: dict[str, Any], *, filename: str = "<config>") -> Config:
     try:
         cfg = Config.model_validate(data)
     except ValidationError as exc:
-        lines = [f"{filename}: {_dotted(e['loc']) or '(root)'}: {_pydantic_message(e)}" for e in exc.errors()]
-        raise ConfigError("\n".join(lines)) from None
+        raise ConfigError("\n".join(f"{filename}: {_error_line(e)}" for e in exc.errors())) from None
     cfg.source_path = filename if filename != "<config>" else None
     return cfg
 

@@ -70,3 +70,37 @@ def test_check_config_masks_inline_webhook_urls(tmp_path: Path, capsys: pytest.C
     notifiers = json.loads(out)["notifiers"]
     assert [n.get("url") for n in notifiers] == ["***", "***", None]
     assert notifiers[2]["url_env"] == "HOOK_URL"  # the name of the variable is not the secret
+
+
+@pytest.mark.parametrize(("text", "line"), [
+    ('[[sources]]\npath = "trail"\n',
+     "sources[0].type: field required (one of local, s3, cloudwatch_logs, lookup_events, athena, "
+     "cloudtrail_lake, logs_insights)"),
+    ('[[sources]]\ntype = "s4"\nbucket = "b"\n',
+     "sources[0].type: unknown type 's4' (one of local, s3, cloudwatch_logs, lookup_events, athena, "
+     "cloudtrail_lake, logs_insights)"),
+    ('[[notifiers]]\ntype = "slak"\n',
+     "notifiers[0].type: unknown type 'slak' (one of slack, slack_webhook, webhook, file, console, sns)"),
+    ('[organization]\nenabled = true\n[[sources]]\ntype = "lookup_events"\naccounts = ["1234"]\n',
+     "sources[0].accounts: '1234' is not a 12-digit account id in quotes"),
+    ('[organization]\nenabled = true\n[[sources]]\ntype = "lookup_events"\naccounts = [12345678901]\n',
+     "sources[0].accounts: 12345678901 is not a 12-digit account id in quotes (a TOML number drops leading zeros)"),
+    ('[[sources]]\ntype = "lookup_events"\naccounts = "org"\n',
+     "sources[0].accounts: expected \"organization\" or a list of 12-digit account ids, not 'org'"),
+    ('[report]\nslack_notifiers = ["security"]\n',
+     "report.slack_notifiers: no notifier named 'security' (known: none)"),
+])
+def test_type_and_union_mistakes_read_as_one_line_naming_the_key(tmp_path: Path, text: str, line: str) -> None:
+    # not pydantic's wording ("Unable to extract tag using discriminator", one error per union branch
+    # with `literal['organization']` in the key, "(root)" for checks across sections)
+    p = write(tmp_path, text)
+    with pytest.raises(ConfigError) as exc:
+        load_config(p)
+    assert str(exc.value) == f"{p}: {line}"
+
+
+def test_lookup_events_accounts_still_take_organization_or_ids(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, '[organization]\nenabled = true\n'
+                                      '[[sources]]\ntype = "lookup_events"\naccounts = ["012345678901"]\n'
+                                      '[[sources]]\ntype = "lookup_events"\nname = "org"\naccounts = "organization"\n'))
+    assert [s.accounts for s in cfg.sources] == [["012345678901"], "organization"]
