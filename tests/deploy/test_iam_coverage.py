@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +107,33 @@ def test_member_role_trust_requires_the_external_id() -> None:
         assert st["Condition"]["StringEquals"]["sts:ExternalId"] == {"Ref": "ExternalId"}
         assert "*" not in str(st["Principal"])
     assert template["Parameters"]["ExternalId"]["NoEcho"] is True
+
+
+def readme_source_policies() -> dict[str, set[str]]:
+    """Source type -> the actions its policy in README "IAM permissions" allows."""
+    text = (REPO / "README.md").read_text()
+    section = text.split("\n## IAM permissions\n", 1)[1].split("\n## ", 1)[0]
+    policies: dict[str, set[str]] = {}
+    for source, block in re.findall(r"^`(\w+)` source[^\n]*(?:\n[^`\n][^\n]*)*\n\n```json\n(.*?)```", section, re.S | re.M):
+        actions: set[str] = set()
+        for st in json.loads(block)["Statement"]:
+            if st["Effect"] == "Allow":
+                actions.update([st["Action"]] if isinstance(st["Action"], str) else st["Action"])
+        policies[source] = actions
+    return policies
+
+
+def test_readme_policy_of_each_source_grants_what_its_collector_calls(calls: list[Call]) -> None:
+    # the README's per-source policies are what people paste: an action missing there is an
+    # AccessDenied on the first cycle
+    policies = readme_source_policies()
+    assert set(policies) == {"s3", "cloudwatch_logs", "lookup_events"}
+    for source, allowed in policies.items():
+        module = f"monitor/collectors/{source}.py"
+        needed = {c.action for c in calls if c.file == module}
+        assert needed, f"no AWS calls found in {module}"
+        assert needed <= allowed, f"README IAM permissions, `{source}` source: add {sorted(needed - allowed)}"
+    assert not [c for c in calls if c.file == "monitor/collectors/local.py"]  # "no AWS permissions"
 
 
 def test_the_scanner_sees_the_shapes_collectors_use(tmp_path: Path) -> None:
