@@ -38,8 +38,12 @@ def masked_config(cfg: Config) -> dict:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    from monitor.config_warnings import config_warnings
+
     cfg = load_config(args.file)
     print(json.dumps(masked_config(cfg), indent=2))
+    for warning in config_warnings(cfg):
+        print(f"warning: {args.file}: {warning}", file=sys.stderr)
     print(f"{args.file}: OK", file=sys.stderr)
     return 0
 

@@ -104,3 +104,27 @@ def test_lookup_events_accounts_still_take_organization_or_ids(tmp_path: Path) -
                                       '[[sources]]\ntype = "lookup_events"\naccounts = ["012345678901"]\n'
                                       '[[sources]]\ntype = "lookup_events"\nname = "org"\naccounts = "organization"\n'))
     assert [s.accounts for s in cfg.sources] == [["012345678901"], "organization"]
+
+
+def test_check_config_warns_of_unknown_regions_and_missing_local_paths(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "trail").mkdir()
+    p = write(tmp_path, '[aws]\nregion = "us-est-1"\n'
+                        '[organization]\nregions = ["eu-west-1", "eu-wst-1"]\n'
+                        '[[sources]]\ntype = "local"\npath = "trial"\n'
+                        '[[sources]]\ntype = "local"\npath = "trail"\n'
+                        '[[sources]]\ntype = "s3"\nbucket = "b"\nregions = ["ap-southeast-2", "ap-sotheast-2"]\n')
+    assert main(["check-config", str(p)]) == 0  # valid, only suspicious
+    err = capsys.readouterr().err.splitlines()
+    warned = [line.removeprefix(f"warning: {p}: ").split(":")[0] for line in err if line.startswith("warning: ")]
+    assert warned == ["aws.region", "organization.regions[1]", "sources[2].regions[1]", "sources[0].path"]
+    assert f"sources[0].path: {tmp_path / 'trial'} does not exist" in "\n".join(err)
+    assert err[-1] == f"{p}: OK"
+
+
+def test_check_config_takes_any_region_behind_an_endpoint_url(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # moto and LocalStack accept made-up region names
+    p = write(tmp_path, '[aws]\nregion = "local-test-1"\nendpoint_url = "http://127.0.0.1:5000"\n')
+    assert main(["check-config", str(p)]) == 0
+    assert "warning" not in capsys.readouterr().err
