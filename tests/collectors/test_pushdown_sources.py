@@ -1,14 +1,17 @@
 """Polling and paging of the push-down sources.
 
-Athena runs against moto in server mode (its query results can be preset there); what moto
-does not do (paging GetQueryResults, query states other than SUCCEEDED, CloudTrail Lake queries,
-Logs Insights results) goes through the botocore Stubber.
+Athena runs against moto in server mode: its query results can be preset there, and its state
+manager holds a query QUEUED and RUNNING for as many polls as a test asks. What moto does not do
+goes through the botocore Stubber: paging GetQueryResults (moto answers every row at once), a
+FAILED query, CloudTrail Lake queries (StartQuery is not implemented), and Logs Insights queries
+that are still running, refused for concurrency or failed (moto completes every query at once).
 """
 
 from __future__ import annotations
 
 import json
 import urllib.request
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -98,6 +101,48 @@ def test_athena_source_against_moto(aws_config, moto: str, layout_trail: Path, p
     assert sleeps == []  # moto's queries have already succeeded
 
 
+@pytest.fixture
+def athena_polls(moto: str) -> Iterator[Callable[[int], None]]:
+    """`hold(n)`: each Athena query then moves QUEUED -> RUNNING -> SUCCEEDED once every n polls."""
+    def transition(action: str, body: dict) -> None:
+        urllib.request.urlopen(urllib.request.Request(
+            f"{moto}/moto-api/state-manager/{action}", data=json.dumps(body).encode(), method="POST")).read()
+
+    def hold(polls: int) -> None:
+        transition("set-transition", {"model_name": "athena::execution",
+                                      "transition": {"progression": "manual", "times": polls}})
+
+    yield hold
+    transition("unset-transition", {"model_name": "athena::execution"})  # the server outlives this test
+
+
+def test_athena_polls_with_backoff_until_the_query_succeeds(aws_config, moto: str, athena_polls,  # noqa: ANN001
+                                                            pushdown_rows) -> None:
+    preset_athena_results(moto, pushdown_rows)
+    athena_polls(2)
+    client = aws_client("athena", aws_config)
+    states: list[str] = []
+    client.meta.events.register("after-call.athena.GetQueryExecution", lambda parsed, **_: states.append(
+        parsed["QueryExecution"]["Status"]["State"]))
+    sleeps = Sleeps()
+
+    items = list(athena.collect(client, AthenaSource(type="athena"), START, END,
+                                sleep=sleeps, backoff=Backoff(first=1, factor=2, cap=3)))
+
+    assert states == ["QUEUED", "RUNNING", "RUNNING", "SUCCEEDED"]
+    assert sleeps == [1, 2, 3]  # one wait between each two polls, doubling up to the cap
+    assert len(items) == len(pushdown_rows)
+
+
+def test_athena_gives_up_after_the_timeout(aws_config, athena_polls) -> None:  # noqa: ANN001
+    athena_polls(1000)  # never leaves QUEUED
+    sleeps = Sleeps()
+    with pytest.raises(PushdownError, match="still running after 7 s"):
+        list(athena.collect(aws_client("athena", aws_config), AthenaSource(type="athena"), START, END,
+                            sleep=sleeps, backoff=Backoff(first=2, factor=2, cap=10, timeout=7)))
+    assert sleeps == [2, 4, 1]
+
+
 # --------------------------------------------------------------------------- athena (Stubber)
 
 
@@ -106,24 +151,19 @@ def stubbed(service: str) -> tuple[object, Stubber]:
     return client, Stubber(client)
 
 
-def test_athena_polls_with_backoff_and_reads_every_page(pushdown_rows) -> None:  # noqa: ANN001
+def test_athena_reads_every_page_without_taking_the_header_for_data(pushdown_rows) -> None:  # noqa: ANN001
     client, stub = stubbed("athena")
-    source = AthenaSource(type="athena")
     stub.add_response("start_query_execution", {"QueryExecutionId": "q-1"})
-    for state in ("QUEUED", "RUNNING", "RUNNING", "SUCCEEDED"):
-        stub.add_response("get_query_execution", {"QueryExecution": {"Status": {"State": state}}},
-                          {"QueryExecutionId": "q-1"})
+    stub.add_response("get_query_execution", {"QueryExecution": {"Status": {"State": "SUCCEEDED"}}},
+                      {"QueryExecutionId": "q-1"})
     first, second = pushdown_rows[:40], pushdown_rows[40:]
     stub.add_response("get_query_results", {"ResultSet": athena_result_set(first, header=True), "NextToken": "t2"},
                       {"QueryExecutionId": "q-1"})
     stub.add_response("get_query_results", {"ResultSet": athena_result_set(second, header=False)},
                       {"QueryExecutionId": "q-1", "NextToken": "t2"})
-    sleeps = Sleeps()
     with stub:
-        items = list(athena.collect(client, source, START, END, sleep=sleeps,
-                                    backoff=Backoff(first=1, factor=2, cap=3)))
+        items = list(athena.collect(client, AthenaSource(type="athena"), START, END, sleep=Sleeps()))
         stub.assert_no_pending_responses()
-    assert sleeps == [1, 2, 3]
     assert len(items) == len(pushdown_rows)  # the second page too, and no header row as data
     assert [pos for _, pos, _ in items[38:42]] == ["row 38", "row 39", "row 40", "row 41"]
 
@@ -135,18 +175,6 @@ def test_athena_failure_names_the_query_and_reason() -> None:
         "State": "FAILED", "StateChangeReason": "TABLE_NOT_FOUND: line 41:6: Table 'x' does not exist"}}})
     with stub, pytest.raises(PushdownError, match=r"athena query q-9 failed: TABLE_NOT_FOUND"):
         list(athena.collect(client, AthenaSource(type="athena"), START, END, sleep=Sleeps()))
-
-
-def test_athena_gives_up_after_the_timeout() -> None:
-    client, stub = stubbed("athena")
-    stub.add_response("start_query_execution", {"QueryExecutionId": "q-5"})
-    for _ in range(4):
-        stub.add_response("get_query_execution", {"QueryExecution": {"Status": {"State": "RUNNING"}}})
-    sleeps = Sleeps()
-    with stub, pytest.raises(PushdownError, match="still running after 7 s"):
-        list(athena.collect(client, AthenaSource(type="athena"), START, END, sleep=sleeps,
-                            backoff=Backoff(first=2, factor=2, cap=10, timeout=7)))
-    assert sleeps == [2, 4, 1]
 
 
 # --------------------------------------------------------------------------- cloudtrail lake (Stubber)
