@@ -57,10 +57,17 @@ def test_every_detector_runs_on_every_public_record(all_events):
 
 
 def test_each_dataset_alone(public_records):
+    detectors = set()
     for name, recs in public_records.items():
         df = frame_from_rows(_rows(recs))
         res = run_detectors(df, DetectionContext(now=datetime(2025, 1, 1, tzinfo=UTC)), Config())
-        assert all(f.fingerprint for f in res.findings), name
+        fingerprints = [f.fingerprint for f in res.findings]
+        assert len(set(fingerprints)) == len(fingerprints), name  # one finding per fingerprint
+        for f in res.findings:  # each finding is about this dataset's own events, and counts them all
+            assert f.event_ids and set(f.event_ids) <= set(df["event_id"]), (name, f.detector)
+            assert f.count >= len(f.event_ids), (name, f.detector)
+        detectors |= {f.detector for f in res.findings}
+    assert {"failed_assume_role", "off_hours"} <= detectors  # the datasets alone still find something
 
 
 def test_docs_cross_account_pair_is_one_event(public_records):
