@@ -300,6 +300,19 @@ class LongSessionConfig(_DetectorBase):
     max_duration_seconds: int = Field(default=3600, ge=900)
 
 
+class WatchedRoleConfig(_DetectorBase):
+    # role-ARN globs, matched case-insensitively: break-glass roles are named every which way
+    roles: list[str] = Field(default_factory=lambda: [
+        "arn:*:iam::*:role/OrganizationAccountAccessRole",
+        "arn:*:iam::*:role/*BreakGlass*",
+        "arn:*:iam::*:role/*break-glass*",
+        "arn:*:iam::*:role/*break_glass*",
+    ])
+    severity: Severity = "high"
+    include_failed: bool = False  # refused calls are failed_assume_role findings already
+    root: bool = True  # any AssumeRole-family call by the account root user
+
+
 class TrustPolicyConfig(_DetectorBase):
     trusted_accounts: list[str] = Field(default_factory=list)
     organization_accounts: list[str] = Field(default_factory=list)
@@ -322,6 +335,7 @@ class DetectorsConfig(_Model):
     unused_role: UnusedRoleConfig = Field(default_factory=UnusedRoleConfig)
     first_time_principal: FirstTimePrincipalConfig = Field(default_factory=FirstTimePrincipalConfig)
     long_session: LongSessionConfig = Field(default_factory=LongSessionConfig)
+    watched_role: WatchedRoleConfig = Field(default_factory=WatchedRoleConfig)
     trust_policy: TrustPolicyConfig = Field(default_factory=TrustPolicyConfig)
     monitor_health: MonitorHealthConfig = Field(default_factory=MonitorHealthConfig)
 

@@ -24,6 +24,7 @@ DETECTORS = (
     "unused_role",
     "first_time_principal",
     "long_session",
+    "watched_role",
     "trust_policy",
     "least_privilege",
     "allowlist_expired",

@@ -26,6 +26,7 @@ from monitor.detect import (
     off_hours,
     unused_role,
     unusual_source_ip,
+    watched_role,
 )
 from monitor.detect.chain import CHAIN_COLUMNS, chain_of, issued_index
 from monitor.detect.common import plain, prepare, records_by
@@ -52,6 +53,7 @@ DETECTORS: dict[str, Callable[..., Any]] = {
     unused_role.NAME: unused_role.detect,
     first_time_principal.NAME: first_time_principal.detect,
     long_session.NAME: long_session.detect,
+    watched_role.NAME: watched_role.detect,
 }
 NEEDS_POSTURE = {unused_role.NAME}
 NO_POSTURE_NOTICE = "{name} skipped: no IAM inventory (collect posture, or give `scan --iam-snapshot`)"

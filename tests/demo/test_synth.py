@@ -10,10 +10,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pandas as pd
 import pytest
 
 from monitor.cli import build_parser, main
+from monitor.config import WatchedRoleConfig
 from monitor.demo import synth
+from monitor.detect.watched_role import watched_by
 from monitor.events.normalise import is_assume_role_record, normalise
 
 END = "2026-11-27"
@@ -182,6 +185,10 @@ def test_normal_population_triggers_nothing_planted_only(trail) -> None:  # noqa
     tz = ZoneInfo(synth.TIMEZONE)
     rows = [normalise(r) for r in _records(trail) if is_assume_role_record(r) and r["eventID"] not in labelled]
     rows.sort(key=lambda r: r["event_time"])
+    # nor a use of a watched (break-glass) role or of the root user: each watched_role finding is news
+    used = pd.Series([r["role_arn"] or "" for r in rows if r["success"]], dtype=object)
+    assert len(used) and watched_by(used, WatchedRoleConfig().roles).isna().all()
+    assert not any(r["principal_type"] == "Root" for r in rows)
     start = rows[0]["event_time"]
     learned_until = start + timedelta(days=synth.LEARNING_DAYS)
     failures: dict[tuple, list[datetime]] = defaultdict(list)
