@@ -17,6 +17,12 @@ Pure: a Posture, the detector's config and the clock in; findings out. The check
 - `date_window` — a DateLessThan aws:CurrentTime window that has ended, or ends within
   `expiry_warning_days`.
 - `max_session_duration` — MaxSessionDuration above `max_session_duration_seconds`.
+- `web_identity_subject_unrestricted` — an OIDC issuer may assume the role through
+  sts:AssumeRoleWithWebIdentity with no condition pinning the token to one tenant: high for a
+  shared issuer (any GitHub repository, GitLab.com project, Terraform Cloud or Buildkite
+  organization, or Cognito identity pool without `cognito-identity.amazonaws.com:aud`), medium
+  for one whose URL already names the tenant (every service account of an EKS cluster, project of
+  a CircleCI organization, ...). See `monitor.policy.web_identity`.
 
 Service-linked roles are skipped: AWS owns their trust policies.
 """
@@ -32,6 +38,7 @@ from monitor.config import TrustPolicyConfig
 from monitor.findings import Finding, fingerprint
 from monitor.policy.conditions import parse_operator
 from monitor.policy.model import PolicyError, PrincipalRef, Statement, TrustPolicy, parse_policy
+from monitor.policy.web_identity import WEB_IDENTITY_ACTION, Issuer, TenantCheck, check_statement, issuer_of
 from monitor.posture.model import Posture, RoleInfo, parse_time
 
 DETECTOR = "trust_policy"
@@ -148,7 +155,35 @@ class _RoleReview:
                               f" (ceiling {self.cfg.max_session_duration_seconds}s)", None)
             issue.extra.update(max_session_duration=self.role.max_session_duration,
                                ceiling=self.cfg.max_session_duration_seconds)
+        self._web_identity()
         return list(self.issues.values())
+
+    def _web_identity(self) -> None:
+        """Allow statements for sts:AssumeRoleWithWebIdentity whose issuer's tenant no condition pins."""
+        open_trust: list[tuple[str, str, Issuer, TenantCheck]] = []
+        for i, st in enumerate(self.policy.statements):
+            if not st.allows or not st.action_matches(WEB_IDENTITY_ACTION):
+                continue
+            for p in st.principals or []:
+                issuer = issuer_of(p)
+                if issuer is not None:
+                    check = check_statement(issuer, st)
+                    if not check.pinned:
+                        open_trust.append((st.sid or f"Statement[{i}]", p.value, issuer, check))
+        if not open_trust:
+            return
+        # the title names the widest exposure: a shared issuer before a tenant-scoped one
+        worst = min(open_trust, key=lambda t: not t[2].shared)[2]
+        issue = self.flag("web_identity_subject_unrestricted", "high" if worst.shared else "medium",
+                          f"Role {self.role.name} can be assumed by {worst.who}", None)
+        for sid, principal, _, _ in open_trust:
+            self.flag(issue.check, issue.severity, issue.title, sid, principal)
+        issue.extra.update(
+            providers=sorted({t[2].provider for t in open_trust}),
+            expected_keys=sorted({t[2].key for t in open_trust}),
+            condition_keys=sorted({k for t in open_trust for k in t[3].condition_keys}),
+            unrestricted_patterns=sorted({v for t in open_trust for v in t[3].open_values}),
+        )
 
     def _privileged(self) -> list[str]:
         patterns = [p.lower() for p in self.cfg.privileged_policy_patterns]
