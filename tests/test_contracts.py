@@ -74,6 +74,21 @@ def test_every_subcommand_and_flag_is_in_the_readme(name: str) -> None:
                 assert opt in README, f"rolewatch {name} {opt} is not documented"
 
 
+@pytest.mark.parametrize("name", ["rolewatch", *sorted(_subcommands())])
+def test_every_argument_has_help_text(name: str) -> None:
+    # `--help` is how a new user meets a flag: one without a line there reads as undocumented
+    parser = build_parser() if name == "rolewatch" else _subcommands()[name]
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        label = "/".join(action.option_strings) or action.dest
+        assert action.help and action.help.strip() and action.help != argparse.SUPPRESS, \
+            f"rolewatch {name} {label} has no help text"
+        if isinstance(action, argparse._SubParsersAction):
+            for choice in action._choices_actions:
+                assert choice.help, f"rolewatch {choice.dest} has no summary in `rolewatch --help`"
+
+
 def test_top_level_flags_are_in_the_commands_section() -> None:
     commands = README.split("## Commands", 1)[1].split("\n## ", 1)[0]
     for action in build_parser()._actions:
