@@ -111,19 +111,21 @@ def unit_lines(summary: dict[str, Any], indent: str, cap: int = UNIT_LIST_CAP) -
 
 
 def render_source(summary: dict[str, Any], name: str, *, once: bool) -> list[str]:
-    """One source's lines: `status` says `name: status span, N records, ...`; `once` keeps its columns."""
+    """One source's lines: `status` says `name [where]: status span, N records, ...`; `once` keeps its columns."""
     span = f"{summary['start'] or '?'} .. {summary['end'] or '?'}"
     msg = f" ({summary['message']})" if summary["message"] else ""
+    # set only for a source of one row: a source of several units names them below
+    where = "/".join(p for p in (summary["account"], summary["region"]) if p)
     if once:
-        where = "/".join(p for p in (summary["account"], summary["region"]) if p)
         head = (f"  {name}{' ' + where if where else ''}  {span}  {summary['status']}  "
                 f"{summary['records']} stored, {summary['skipped']} skipped, {summary['delivered']} delivered{msg}")
     else:
-        head = (f"  {name}: {summary['status']} {span}, {summary['records']} records"
+        head = (f"  {name}{' ' + where if where else ''}: {summary['status']} {span}, {summary['records']} records"
                 + (f", {summary['delivered']} delivered" if summary["delivered"] is not None else "")
                 + (f", {summary['skipped']} skipped" if summary["skipped"] else "") + msg)
-    # a source covered as a whole (a log group source, a local path, an S3 bucket with nothing in
-    # it) has one row and no account/region: that row is the source, there are no units to count
-    if summary["account"] is None and summary["region"] is None and summary["units"]["total"] == 1:
+    # a source read as one unit of no account (a log group -- its row carries the region of [aws] --,
+    # a local path, an S3 bucket with nothing in it): that row is the source, so "1 ok of 1" and a
+    # checkpoint named only by a region would say nothing its line does not
+    if summary["account"] is None and summary["units"]["total"] == 1:
         return [head]
     return [head, *unit_lines(summary, "    ")]

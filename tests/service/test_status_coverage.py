@@ -147,3 +147,40 @@ def test_the_run_record_keeps_a_capped_list_of_error_messages(tmp_path: Path, mo
     errors = status(tmp_path, NOW, capsys, as_json=True)["jobs"]["collect"]["errors"]
     assert len(errors) == 11 and errors[-1] == "... and 15 more"
     assert all("9000000000" in e for e in errors[:10])
+
+
+def logs_config(tmp_path: Path, endpoint: str, groups: list[str]) -> Config:
+    return parse_config({
+        "state": {"path": str(tmp_path / "state.db")},
+        "aws": {"endpoint_url": endpoint, "max_attempts": 2},
+        "sources": [{"type": "cloudwatch_logs", "log_groups": groups, "requests_per_second": 1000}],
+        "report": {"output_dir": str(tmp_path / "reports"), "formats": ["json"]},
+    })
+
+
+def test_a_single_log_group_source_keeps_its_one_line(tmp_path: Path, moto: str, aws_config: Any, capsys) -> None:
+    from tests.collectors.test_cloudwatch_logs import put, ts
+
+    now = datetime.now(UTC).replace(microsecond=0)  # CloudWatch Logs refuses events older than 14 days
+    t = now - timedelta(minutes=10)
+    put(aws.client("logs", aws_config), "trail-logs", "s1", [(t, json.dumps(record("cw1", time=ts(t))))])
+    assert once(logs_config(tmp_path, moto, ["trail-logs"]), now, capsys)[0] == 0
+    text = status(tmp_path, now, capsys, as_json=False)
+    section = text.split("sources (last coverage):\n", 1)[1].splitlines()
+    assert section[0].startswith("  cloudwatch_logs:trail-logs us-east-1: ok ")
+    assert section[0].endswith("1 records, 1 delivered (log group trail-logs)")
+    # the log group is the source: no "units: 1 ok ... of 1", no checkpoint named by a region alone
+    assert not section[1:] or not section[1].startswith("    "), text
+
+
+def test_a_source_of_several_log_groups_counts_them(tmp_path: Path, moto: str, aws_config: Any, capsys) -> None:
+    from tests.collectors.test_cloudwatch_logs import put, ts
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    t = now - timedelta(minutes=10)
+    put(aws.client("logs", aws_config), "trail-a", "s1", [(t, json.dumps(record("cwa", time=ts(t))))])
+    code, _ = once(logs_config(tmp_path, moto, ["trail-a", "trail-missing"]), now, capsys)
+    assert code == 1
+    text = status(tmp_path, now, capsys, as_json=False)
+    assert "    units: 1 ok, 0 partial, 1 failed of 2" in text
+    assert "      failed us-east-1: log group trail-missing" in text
