@@ -12,7 +12,15 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 Severity = Literal["info", "low", "medium", "high", "critical"]
 SEVERITY_ORDER: dict[str, int] = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
@@ -20,6 +28,19 @@ SEVERITY_ORDER: dict[str, int] = {"info": 0, "low": 1, "medium": 2, "high": 3, "
 
 class ConfigError(Exception):
     """A configuration problem, already phrased for the user (file and dotted key)."""
+
+
+def _account_id(value: Any) -> Any:
+    # an account id is not a secret: the message quotes it, so the typo is found at once, not as an
+    # account that never matches (an allowlist entry, a trusted account) or an empty S3 listing
+    if isinstance(value, str) and re.fullmatch(r"\d{12}", value):
+        return value
+    number = isinstance(value, int) and not isinstance(value, bool)
+    raise ValueError(f"{value!r} is not a 12-digit account id in quotes"
+                     + (" (a TOML number drops leading zeros)" if number else ""))
+
+
+AccountId = Annotated[str, BeforeValidator(_account_id)]
 
 
 class _Model(BaseModel):
@@ -85,7 +106,7 @@ class S3Source(_SourceBase):
     type: Literal["s3"]
     bucket: str
     prefix: str = ""
-    accounts: list[str] | None = None
+    accounts: list[AccountId] | None = None
     regions: list[str] | None = None
     max_workers: int = Field(default=16, ge=1, le=128)
 
@@ -110,7 +131,7 @@ class LookupEventsSource(_SourceBase):
     # None: the account of rolewatch's own credentials. Event history is per account, so an
     # organisation without an org trail is read account by account through the audit role:
     # "organization" (the accounts [organization] puts in scope) or these account ids
-    accounts: Literal["organization"] | list[Annotated[str, Field(pattern=r"^\d{12}$")]] | None = None
+    accounts: Literal["organization"] | list[AccountId] | None = None
 
     @field_validator("accounts", mode="before")
     @classmethod
@@ -120,11 +141,7 @@ class LookupEventsSource(_SourceBase):
             return value
         if not isinstance(value, list):
             raise ValueError(f'expected "organization" or a list of 12-digit account ids, not {value!r}')
-        for account in value:
-            if not (isinstance(account, str) and re.fullmatch(r"\d{12}", account)):
-                raise ValueError(f"{account!r} is not a 12-digit account id in quotes"
-                                 + (" (a TOML number drops leading zeros)" if isinstance(account, int) else ""))
-        return value
+        return [_account_id(account) for account in value]
 
 
 class AthenaSource(_SourceBase):
@@ -168,7 +185,7 @@ class CollectionConfig(_Model):
 
 class OrganizationConfig(_Model):
     enabled: bool = False
-    accounts: list[str] | None = None  # explicit list; otherwise Organizations ListAccounts
+    accounts: list[AccountId] | None = None  # explicit list; otherwise Organizations ListAccounts
     include: list[str] = Field(default_factory=list)
     exclude: list[str] = Field(default_factory=list)
     audit_role_arn_template: str = "arn:aws:iam::{account_id}:role/rolewatch-audit"
@@ -314,8 +331,8 @@ class WatchedRoleConfig(_DetectorBase):
 
 
 class TrustPolicyConfig(_DetectorBase):
-    trusted_accounts: list[str] = Field(default_factory=list)
-    organization_accounts: list[str] = Field(default_factory=list)
+    trusted_accounts: list[AccountId] = Field(default_factory=list)
+    organization_accounts: list[AccountId] = Field(default_factory=list)
     privileged_policy_patterns: list[str] = Field(
         default_factory=lambda: ["*AdministratorAccess*", "*PowerUserAccess*", "*IAMFullAccess*"]
     )
@@ -342,7 +359,7 @@ class DetectorsConfig(_Model):
 
 class AllowlistEntry(_Model):
     cidr: str | None = None
-    account: str | None = None
+    account: AccountId | None = None
     principal_arn: str | None = None  # glob
     role_arn: str | None = None  # glob
     user_agent: str | None = None  # glob

@@ -87,6 +87,19 @@ def test_check_config_masks_inline_webhook_urls(tmp_path: Path, capsys: pytest.C
      "sources[0].accounts: 12345678901 is not a 12-digit account id in quotes (a TOML number drops leading zeros)"),
     ('[[sources]]\ntype = "lookup_events"\naccounts = "org"\n',
      "sources[0].accounts: expected \"organization\" or a list of 12-digit account ids, not 'org'"),
+    # accepted, such a value never matched anything: an s3 account with no trail, an allowlist
+    # entry or trusted account that silences nothing
+    ('[[sources]]\ntype = "s3"\nbucket = "trail"\naccounts = ["111122223333", "11112222333"]\n',
+     "sources[0].accounts[1]: '11112222333' is not a 12-digit account id in quotes"),
+    ('[organization]\naccounts = ["prod"]\n',
+     "organization.accounts[0]: 'prod' is not a 12-digit account id in quotes"),
+    ('[detectors.trust_policy]\ntrusted_accounts = [999999999999]\n',
+     "detectors.trust_policy.trusted_accounts[0]: 999999999999 is not a 12-digit account id in quotes "
+     "(a TOML number drops leading zeros)"),
+    ('[detectors.trust_policy]\norganization_accounts = ["o-abc123def4"]\n',
+     "detectors.trust_policy.organization_accounts[0]: 'o-abc123def4' is not a 12-digit account id in quotes"),
+    ('[[allowlist]]\naccount = "1111-2222-3333"\nowner = "a"\nreason = "b"\nexpires = "2030-01-01"\n',
+     "allowlist[0].account: '1111-2222-3333' is not a 12-digit account id in quotes"),
     ('[report]\nslack_notifiers = ["security"]\n',
      "report.slack_notifiers: no notifier named 'security' (known: none)"),
 ])
@@ -104,6 +117,17 @@ def test_lookup_events_accounts_still_take_organization_or_ids(tmp_path: Path) -
                                       '[[sources]]\ntype = "lookup_events"\naccounts = ["012345678901"]\n'
                                       '[[sources]]\ntype = "lookup_events"\nname = "org"\naccounts = "organization"\n'))
     assert [s.accounts for s in cfg.sources] == [["012345678901"], "organization"]
+
+
+def test_account_ids_with_a_leading_zero_are_kept_as_written(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, '[organization]\naccounts = ["012345678901"]\n'
+                                      '[[sources]]\ntype = "s3"\nbucket = "trail"\naccounts = ["012345678901"]\n'
+                                      '[detectors.trust_policy]\ntrusted_accounts = ["012345678901"]\n'
+                                      '[[allowlist]]\naccount = "012345678901"\nowner = "a"\nreason = "b"\n'
+                                      'expires = "2030-01-01"\n'))
+    assert cfg.organization.accounts == cfg.sources[0].accounts == ["012345678901"]
+    assert cfg.detectors.trust_policy.trusted_accounts == ["012345678901"]
+    assert cfg.allowlist[0].account == "012345678901"
 
 
 def test_check_config_warns_of_unknown_regions_and_missing_local_paths(
