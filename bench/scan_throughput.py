@@ -30,9 +30,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench._measure import Measured, measure  # noqa: E402
+from monitor.events.schema import ASSUME_ROLE_EVENTS  # noqa: E402
 
 CACHE = REPO / "bench" / ".cache"
-ASSUME_ROLE_FAMILY = ("AssumeRole", "AssumeRoleWithSAML", "AssumeRoleWithWebIdentity")
+ASSUME_ROLE_FAMILY = tuple(sorted(ASSUME_ROLE_EVENTS))
 
 
 # --------------------------------------------------------------------------- the trail
@@ -130,7 +131,7 @@ con.execute("SET threads = {workers}")
 con.execute('''COPY (
   SELECT r FROM (SELECT unnest(Records) AS r
                  FROM read_json('{root}/**/*.json.gz', columns = {{'Records': 'JSON[]'}}))
-  WHERE r->>'eventName' IN ('AssumeRole', 'AssumeRoleWithSAML', 'AssumeRoleWithWebIdentity')
+  WHERE r->>'eventName' IN ({names})
 ) TO '{out}' (FORMAT json)''')
 """
 
@@ -140,7 +141,8 @@ def run_duckdb(root: Path, out_dir: Path, workers: int) -> Measured | None:
         import duckdb  # noqa: F401
     except ImportError:
         return None
-    script = DUCKDB_SCRIPT.format(workers=workers, root=root, out=out_dir / "duckdb.jsonl")
+    names = ", ".join(f"'{n}'" for n in ASSUME_ROLE_FAMILY)
+    script = DUCKDB_SCRIPT.format(workers=workers, root=root, out=out_dir / "duckdb.jsonl", names=names)
     return measure([sys.executable, "-c", script])
 
 

@@ -52,7 +52,7 @@ class ScanResult:
 # --------------------------------------------------------------------------- reading
 #
 # monitor.collectors.trail_rows does the byte-level work: ISA-L inflate of whole files, and in
-# delivery files only the records marked `"eventName":"AssumeRole` are parsed, straight into
+# delivery files only the records marked `"eventName":"AssumeRo` are parsed, straight into
 # row tuples. Local files are read by one worker process per core, in contiguous runs of files
 # so the results merge back in file order; each worker ships its rows as dictionary-encoded
 # columns (monitor.events.columnar), and the event table is built once from those.

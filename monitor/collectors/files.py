@@ -6,8 +6,8 @@ account and region) and one-record-per-line exports (JSON Lines). Both become a 
 naming the file and position, and reading goes on with the next line or file.
 
 The hot path is `records_from_bytes`/`record_from_line`: a byte-level pre-check drops content
-without the `AssumeRole` marker before any JSON parsing, since AssumeRole-family events are a
-small share of a trail; in a delivery file only the records whose `"eventName":"AssumeRole`
+without the `AssumeRo` marker before any JSON parsing, since AssumeRole-family events are a
+small share of a trail; in a delivery file only the records whose `"eventName":"AssumeRo`
 bytes mark them are cut out and parsed (`marked_records`), and their index in `Records` is
 counted only when a position is asked for.
 """
@@ -35,7 +35,9 @@ except ImportError:  # pragma: no cover - isal is a runtime dependency, but gzip
     GZIP_ERRORS = (EOFError, OSError, zlib.error)
 
 TRAIL_SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz")
-MARKER = b"AssumeRole"  # every AssumeRole-family record carries its eventName as these bytes
+# every AssumeRole-family eventName (AssumeRole, AssumeRoleWith*, AssumeRoot) begins with these bytes;
+# what else they match is dropped by is_assume_role_record, which checks the name exactly
+MARKER = b"AssumeRo"
 EVENT_NAME_MARKER = b'"eventName":"' + MARKER  # the same, as CloudTrail's compact writer lays it out
 
 Item = RawRecord | BadInput
@@ -117,7 +119,7 @@ def marked_records(data: bytes) -> Iterator[tuple[int, bytes]]:
 
     Only for compact delivery documents (`is_compact_delivery`): CloudTrail writes
     `{"Records":[{"eventVersion":...},{"eventVersion":...}]}` with no whitespace, so an
-    AssumeRole-family record holds the bytes `"eventName":"AssumeRole`, and `{"eventVersion"`
+    AssumeRole-family record holds the bytes `"eventName":"AssumeRo`, and `{"eventVersion"`
     occurs only where a record begins (inside a JSON string its quotes would be escaped). The
     record around a marker runs from the last record start before it to the next one. Any other
     layout (another key order, an embedded CloudTrail event) makes a cut that does not parse, and

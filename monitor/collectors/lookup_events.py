@@ -4,7 +4,7 @@ LookupEvents takes a single lookup attribute, so there is one query per event na
 AssumeRole family and per region, and every page is followed via NextToken (stopping at the
 first page would silently lose everything past 50 events). Requests are paced to the
 LookupEvents quota (2/s per account and region). Each region keeps its own checkpoint, advanced
-only when all three event names were read.
+only when every event name was read.
 
 Event history is per account. With `accounts` set ("organization" or account ids) every member
 account is read through its audit role (`monitor.collectors.organizations`), accounts in a

@@ -33,8 +33,8 @@ PUSHDOWN_COLUMNS: tuple[str, ...] = (
     "ui_type", "ui_principal_id", "ui_arn", "ui_account_id", "ui_invoked_by", "ui_access_key_id",
     "ui_user_name", "ui_identity_provider", "issuer_type", "issuer_arn", "mfa_authenticated",
     "ui_source_identity", "rp_present", "rp_role_arn", "rp_role_session_name", "rp_duration_seconds",
-    "rp_source_identity", "rp_principal_arn", "rp_provider_id", "rp_external_id_supplied",
-    "rp_mfa_supplied", "re_assumed_role_arn", "re_access_key_id", "re_expiration", "re_source_identity",
+    "rp_source_identity", "rp_principal_arn", "rp_provider_id", "rp_target_principal",
+    "rp_external_id_supplied", "rp_mfa_supplied", "re_assumed_role_arn", "re_access_key_id", "re_expiration", "re_source_identity",
     "resource_role_arn",
 )
 
@@ -165,6 +165,7 @@ def record_from_columns(row: Mapping[str, Any]) -> dict[str, Any]:
             "sourceIdentity": g("rp_source_identity"),
             "principalArn": g("rp_principal_arn"),
             "providerId": g("rp_provider_id"),
+            "targetPrincipal": g("rp_target_principal"),
             "serialNumber": SUPPLIED if _truthy(g("rp_mfa_supplied")) else None,
         })
         # present even when not supplied, so the record still says "request parameters were there"

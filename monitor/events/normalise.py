@@ -28,6 +28,10 @@ _ARN_TAIL = ".,;:)"
 _ROLE_ARN_RE = re.compile(r"^arn:aws[\w-]*:iam::(\d{12}):role/(.+)$")
 _ASSUMED_ROLE_RE = re.compile(r"^arn:aws[\w-]*:sts::(\d{12}):assumed-role/([^/]+)/(.+)$")
 _ACCOUNT_IN_ARN_RE = re.compile(r"^arn:aws[\w-]*:[\w-]+::(\d{12}):")
+# AssumeRoot's targetPrincipal: "the member account principal ARN or account ID" (STS API reference)
+_TARGET_ACCOUNT_RE = re.compile(r"^(?:arn:aws[\w-]*:[\w-]+::)?(\d{12})(?::|$)")
+_ROOT_ARN_RE = re.compile(r"^arn:aws[\w-]*:iam::\d{12}:root$")
+_PARTITION_RE = re.compile(r"^arn:(aws[\w-]*):")
 _EXPIRATION_FORMATS = ("%b %d, %Y, %I:%M:%S %p", "%b %d, %Y %I:%M:%S %p")
 # the same two formats without strptime, which costs ~100 us a call on the scan hot path
 _EXPIRATION_RE = re.compile(r"^(\w{3}) (\d{1,2}), (\d{4}),? (\d{1,2}):(\d{2}):(\d{2}) ([AP]M)$")
@@ -155,8 +159,43 @@ def role_arn_of_session(arn: str | None) -> str | None:
     return f"arn:{partition}:iam::{m.group(1)}:role/{m.group(2)}"
 
 
+def partition_of(caller_arn: str | None, region: str | None) -> str:
+    """The caller's partition: from its ARN, else from the region (a region is in exactly one partition)."""
+    m = _PARTITION_RE.match(caller_arn or "")
+    if m:
+        return m.group(1)
+    if (region or "").startswith("cn-"):
+        return "aws-cn"
+    if (region or "").startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
+def root_arn(target_principal: str | None, partition: str) -> str | None:
+    """AssumeRoot's targetPrincipal (account id or ARN) -> `arn:<partition>:iam::<account>:root`.
+
+    The event table has no column for "the root user of the target account", so AssumeRoot rows
+    carry it in `role_arn` in the form IAM uses for an account's root principal: every detector
+    that groups by role then groups by target account, and no IAM role ever has this ARN.
+    """
+    m = _TARGET_ACCOUNT_RE.match(target_principal or "")
+    return f"arn:{partition}:iam::{m.group(1)}:root" if m else None
+
+
+def _assume_root_target(req: dict[str, Any], ident: dict[str, Any], record: dict[str, Any],
+                        denied_role: str | None) -> str | None:
+    """The root ARN an AssumeRoot row names as its role: from targetPrincipal, else from a refusal's message."""
+    target = root_arn(_s(req.get("targetPrincipal")), partition_of(_s(ident.get("arn")), _s(record.get("awsRegion"))))
+    if target is None and denied_role and _ROOT_ARN_RE.match(denied_role):
+        return denied_role  # a refused call may carry no request parameters
+    return target
+
+
 def parse_denied_message(message: str | None) -> tuple[str | None, str | None]:
-    """errorMessage of an AccessDenied AssumeRole -> (caller ARN, role ARN)."""
+    """errorMessage of an AccessDenied AssumeRole-family call -> (caller ARN, role ARN).
+
+    A refused sts:AssumeRoot names the target account's root (`arn:aws:iam::ACCOUNT:root`) as its resource.
+    """
     if not message:
         return None, None
     m = _DENIED_RE.search(message)
@@ -199,12 +238,15 @@ def normalise_values(record: dict[str, Any]) -> tuple[Any, ...]:
     error_message = _s(record.get("errorMessage"))
     denied_caller, denied_role = parse_denied_message(error_message)
 
-    role_arn = _s(req.get("roleArn")) or denied_role
-    if not role_arn:
-        for res in record.get("resources") or []:
-            if isinstance(res, dict) and res.get("type") == "AWS::IAM::Role":
-                role_arn = _s(res.get("ARN") or res.get("arn"))
-                break
+    if event_name == "AssumeRoot":
+        role_arn = _assume_root_target(req, ident, record, denied_role)
+    else:
+        role_arn = _s(req.get("roleArn")) or denied_role
+        if not role_arn:
+            for res in record.get("resources") or []:
+                if isinstance(res, dict) and res.get("type") == "AWS::IAM::Role":
+                    role_arn = _s(res.get("ARN") or res.get("arn"))
+                    break
 
     principal_type = _s(ident.get("type"))
     principal_arn = _s(ident.get("arn")) or denied_caller

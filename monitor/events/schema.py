@@ -10,7 +10,11 @@ from typing import Any
 
 import pandas as pd
 
-ASSUME_ROLE_EVENTS: frozenset[str] = frozenset({"AssumeRole", "AssumeRoleWithSAML", "AssumeRoleWithWebIdentity"})
+# AssumeRoot (centralized root access) belongs here: it hands out credentials of a member account's root
+# user, and its row names that root as the "role" (see normalise.root_arn)
+ASSUME_ROLE_EVENTS: frozenset[str] = frozenset(
+    {"AssumeRole", "AssumeRoleWithSAML", "AssumeRoleWithWebIdentity", "AssumeRoot"}
+)
 
 # name -> pandas dtype. Order is the column order of the table.
 COLUMNS: dict[str, str] = {
@@ -21,7 +25,7 @@ COLUMNS: dict[str, str] = {
     "event_version": "string",
     "account_id": "string",  # recipientAccountId: whose trail holds this copy
     "aws_region": "string",
-    "role_arn": "string",  # the role being assumed
+    "role_arn": "string",  # the role being assumed; for AssumeRoot arn:<partition>:iam::<target account>:root
     "role_account_id": "string",
     "role_session_name": "string",
     "principal_arn": "string",  # caller's ARN; null when the trail knows only account + principal id

@@ -9,12 +9,23 @@ WITH ar AS (
     try(from_iso8601_timestamp(eventtime)) AS event_time,
     nullif(errorcode, '') AS error_code,
     nullif(sourceipaddress, '') AS source_ip_address,
-    coalesce(
+    CASE WHEN eventname = 'AssumeRoot' THEN coalesce(
+      -- the target account's root, as monitor.events.normalise names it: from targetPrincipal in the
+      -- caller's partition, else the root resource a refusal's message names
+      'arn:' || coalesce(nullif(regexp_extract(useridentity.arn, '^arn:(aws[\w-]*):', 1), ''),
+                         CASE WHEN awsregion LIKE 'cn-%' THEN 'aws-cn'
+                              WHEN awsregion LIKE 'us-gov-%' THEN 'aws-us-gov' ELSE 'aws' END)
+        || ':iam::' || nullif(regexp_extract(json_extract_scalar(requestparameters, '$.targetPrincipal'),
+                                             '^(?:arn:aws[\w-]*:[\w-]+::)?(\d{12})(?::|$)', 1), '') || ':root',
+      nullif(regexp_extract(regexp_replace(regexp_extract(errormessage,
+        'User: arn:[^\s]+ is not authorized to perform: sts:\w+ on resource: (arn:[^\s]+)', 1), '[.,;:)]+$', ''),
+        '^(arn:aws[\w-]*:iam::\d{12}:root)$', 1), '')
+    ) ELSE coalesce(
       nullif(json_extract_scalar(requestparameters, '$.roleArn'), ''),
       nullif(regexp_replace(regexp_extract(errormessage,
         'User: arn:[^\s]+ is not authorized to perform: sts:\w+ on resource: (arn:[^\s]+)', 1), '[.,;:)]+$', ''), ''),
       nullif(element_at(filter(resources, r -> r.type = 'AWS::IAM::Role'), 1).arn, '')
-    ) AS role_arn,
+    ) END AS role_arn,
     coalesce(
       nullif(useridentity.arn, ''),
       nullif(regexp_replace(regexp_extract(errormessage,

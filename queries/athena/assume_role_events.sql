@@ -37,6 +37,7 @@ SELECT
   json_extract_scalar(requestparameters, '$.sourceIdentity') AS rp_source_identity,
   json_extract_scalar(requestparameters, '$.principalArn') AS rp_principal_arn,
   json_extract_scalar(requestparameters, '$.providerId') AS rp_provider_id,
+  json_extract_scalar(requestparameters, '$.targetPrincipal') AS rp_target_principal,
   coalesce(json_extract_scalar(requestparameters, '$.externalId'), '') <> '' AS rp_external_id_supplied,
   coalesce(json_extract_scalar(requestparameters, '$.serialNumber'), '') <> ''
     OR coalesce(json_extract_scalar(requestparameters, '$.tokenCode'), '') <> '' AS rp_mfa_supplied,

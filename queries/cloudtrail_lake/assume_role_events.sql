@@ -36,6 +36,7 @@ SELECT
   element_at(requestParameters, 'sourceIdentity') AS rp_source_identity,
   element_at(requestParameters, 'principalArn') AS rp_principal_arn,
   element_at(requestParameters, 'providerId') AS rp_provider_id,
+  element_at(requestParameters, 'targetPrincipal') AS rp_target_principal,
   coalesce(element_at(requestParameters, 'externalId'), '') <> '' AS rp_external_id_supplied,
   coalesce(element_at(requestParameters, 'serialNumber'), '') <> ''
     OR coalesce(element_at(requestParameters, 'tokenCode'), '') <> '' AS rp_mfa_supplied,

@@ -1,12 +1,13 @@
 -- Failed AssumeRole-family attempts in [start, end), per account, role, principal, source address
 -- and error code. Dialect: CloudTrail Lake SQL. Parameters: event_data_store, start, end.
 -- A failed call keeps the role and the caller only in errorMessage: parse them from there.
+-- An AssumeRoot's role is the target account's root, as monitor.events.normalise names it.
 SELECT
   recipientAccountId AS account_id,
-  coalesce(
+  CASE WHEN eventName = 'AssumeRoot' THEN {{include _assume_root_role}} ELSE coalesce(
     element_at(requestParameters, 'roleArn'),
     regexp_extract(errorMessage, 'on resource: (arn:[^\s]*[^\s.,;:)])', 1)
-  ) AS role_arn,
+  ) END AS role_arn,
   coalesce(
     userIdentity.arn,
     regexp_extract(errorMessage, 'User: (arn:[^\s]+) is not authorized', 1),

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from monitor.config import Config, parse_config
+from monitor.events.schema import ASSUME_ROLE_EVENTS
 
 EXTERNAL_ID = "ext-id-do-not-leak-7731"
 
@@ -81,7 +82,7 @@ def record(event_id: str, *, name: str = "AssumeRole", time: str = "2023-07-10T1
         "eventVersion": "1.08",
         "eventID": event_id,
         "eventTime": time,
-        "eventSource": "sts.amazonaws.com" if name.startswith("AssumeRole") else "s3.amazonaws.com",
+        "eventSource": "sts.amazonaws.com" if name in ASSUME_ROLE_EVENTS else "s3.amazonaws.com",
         "eventName": name,
         "awsRegion": "us-east-1",
         "sourceIPAddress": "203.0.113.10",

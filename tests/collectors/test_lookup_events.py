@@ -12,6 +12,7 @@ from botocore.stub import ANY, Stubber
 from monitor.collectors.lookup_events import EVENT_NAMES, LookupEventsCollector
 from monitor.collectors.ratelimit import TokenBucket
 from monitor.pipeline import run_cycle
+from tests.assume_root import ROOT_ARN, assume_root_record
 from tests.collectors.conftest import make_config, record
 from tests.collectors.test_ratelimit import FakeClock
 
@@ -73,9 +74,10 @@ def test_every_page_of_every_event_name_and_region(tmp_path, stubbed, state) -> 
     for region in ("us-east-1", "eu-west-1"):
         client_for(region)[1].assert_no_pending_responses()  # every NextToken was followed
     assert set(state.load_events()["event_id"]) == expected
-    assert res.events_new == len(expected) == 2 * 3 * 51
+    per_region = len(EVENT_NAMES) * 51  # the AssumeRole family: one query per event name
+    assert res.events_new == len(expected) == 2 * per_region
     assert [(c.region, c.status, c.records, c.delivered) for c in res.coverage] == [
-        ("us-east-1", "ok", 153, 153), ("eu-west-1", "ok", 153, 153)]
+        ("us-east-1", "ok", per_region, per_region), ("eu-west-1", "ok", per_region, per_region)]
     assert state.get_checkpoint("lookup_events", "us-east-1") == "2024-03-05T12:00:00Z"
     # 9 requests per region, two regions sharing one fake clock at 2/s each: paced, never waited for real
     assert len(clock.sleeps) > 0 and max(clock.sleeps) <= 0.5 + 1e-9
@@ -119,3 +121,19 @@ def test_client_is_made_per_region_with_adaptive_retries(tmp_path, state) -> Non
     c = LookupEventsCollector(cfg.sources[0], "lookup_events", cfg, state).client("eu-west-1")
     assert c.meta.region_name == "eu-west-1"
     assert c.meta.config.retries["mode"] == "adaptive"
+
+
+def test_assume_root_has_its_own_query(tmp_path, stubbed, state) -> None:
+    client_for, _ = stubbed
+    assert EVENT_NAMES[-1] == "AssumeRoot"  # after the three AssumeRole names, whose queries keep their order
+    _, stub = client_for("us-east-1")
+    for name in EVENT_NAMES:
+        found = [assume_root_record("root1", time="2024-03-05T11:00:00Z")] if name == "AssumeRoot" else []
+        stub.add_response("lookup_events", page(found), params(name))
+    stub.activate()
+    res = run_cycle(make_config(tmp_path, [{"type": "lookup_events", "regions": ["us-east-1"]}]), state,
+                    now=datetime(2024, 3, 5, 12, 0, tzinfo=UTC))
+    stub.assert_no_pending_responses()
+    events = state.load_events()
+    assert res.errors == [] and list(events["event_id"]) == ["root1"]
+    assert events["role_arn"][0] == ROOT_ARN

@@ -101,12 +101,14 @@ def test_members_read_through_the_audit_role_an_unreachable_one_is_named(
     for region in REGIONS:
         stubs[(reachable, region)][1].assert_no_pending_responses()  # every page of every name and region
     assert acted_in == {reachable: reachable}  # read with the member's own session, never ours
-    assert set(state.load_events()["event_id"]) == expected and res.events_new == len(expected) == 12
+    assert set(state.load_events()["event_id"]) == expected and res.events_new == len(expected) == len(REGIONS) * len(EVENT_NAMES) * 2
     for region in REGIONS:
         assert state.get_checkpoint("lookup_events", f"{reachable}/{region}") == "2026-06-01T12:00:00Z"
         assert state.get_checkpoint("lookup_events", f"{hidden}/{region}") is None
     rows = sorted((c.account, c.region or "", c.status, c.records) for c in res.coverage)
-    assert rows == [(reachable, "eu-west-1", "ok", 6), (reachable, "us-east-1", "ok", 6), (hidden, "", "failed", 0)]
+    per_region = 2 * len(EVENT_NAMES)
+    assert rows == [(reachable, "eu-west-1", "ok", per_region), (reachable, "us-east-1", "ok", per_region),
+                    (hidden, "", "failed", 0)]
     [failed] = [c for c in res.coverage if c.account == hidden]
     assert failed.message.startswith("assume_audit_role: ") and "AccessDenied" in failed.message
     assert any(hidden in e for e in res.errors)
@@ -149,10 +151,11 @@ def test_rerun_reads_from_each_units_checkpoint_and_stores_nothing_twice(
         for region in REGIONS:
             stubs[(member, region)][1].assert_no_pending_responses()
         assert res.errors == []
-        assert res.events_new == (9 if i == 0 else 0)
+        assert res.events_new == (3 * len(EVENT_NAMES) if i == 0 else 0)
         [east] = [c for c in res.coverage if c.region == "us-east-1"]
-        assert (east.account, east.delivered, east.records) == (member, 9, 9 if i == 0 else 0)
-    assert len(state.load_events()) == 9
+        n = 3 * len(EVENT_NAMES)
+        assert (east.account, east.delivered, east.records) == (member, n, n if i == 0 else 0)
+    assert len(state.load_events()) == 3 * len(EVENT_NAMES)
     assert state.get_checkpoint("lookup_events", f"{member}/us-east-1") == "2026-06-01T12:05:00Z"
 
 
@@ -175,7 +178,7 @@ def test_default_reads_only_its_own_account_as_before(tmp_path, state, monkeypat
     assert cfg.sources[0].accounts is None
     res = run_cycle(cfg, state, now=NOW)
     stub.assert_no_pending_responses()
-    assert [(c.account, c.region, c.status, c.records) for c in res.coverage] == [(None, "us-east-1", "ok", 3)]
+    assert [(c.account, c.region, c.status, c.records) for c in res.coverage] == [(None, "us-east-1", "ok", len(EVENT_NAMES))]
     assert state.get_checkpoint("lookup_events", "us-east-1") == "2026-06-01T12:00:00Z"
     assert set(state.load_events()["event_id"]) == {f"own-{n}" for n in EVENT_NAMES}
 
