@@ -328,6 +328,7 @@ class WatchedRoleConfig(_DetectorBase):
     severity: Severity = "high"
     include_failed: bool = False  # refused calls are failed_assume_role findings already
     root: bool = True  # any AssumeRole-family call by the account root user
+    assume_root: bool = True  # every sts:AssumeRoot: a member account's root session (centralized root access)
 
 
 class TrustPolicyConfig(_DetectorBase):

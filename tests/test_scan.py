@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
+import orjson
 import pytest
 
+from monitor import scan
 from monitor.cli import main
 from monitor.findings import FINDING_FIELDS
+from tests.assume_root import MANAGEMENT, MEMBER, ROOT_ARN, assume_root_record, refused_assume_root_record
 
 UNTIL = "2023-07-11T00:00:00Z"
 
@@ -149,3 +153,26 @@ def test_bad_records_are_named_and_skipped(tmp_path, capsys):
     assert main(["scan", str(f)]) == 0
     err = capsys.readouterr().err
     assert f"{f} [line 1]: record has no eventID" in err and f"{f} [line 2]: not" in err
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_an_assume_root_in_a_delivery_file_is_a_watched_role_finding(tmp_path, capsys, monkeypatch,
+                                                                       workers: str) -> None:
+    # the record shape of the IAM User Guide's "Track privileged tasks in AWS CloudTrail" (tests/assume_root.py)
+    records = [{**assume_root_record("other"), "eventName": "GetObject", "eventSource": "s3.amazonaws.com"},
+               assume_root_record("root-1", duration=900), refused_assume_root_record("root-denied")]
+    folder = tmp_path / "AWSLogs" / MANAGEMENT / "CloudTrail" / "us-west-2" / "2024" / "10" / "25"
+    folder.mkdir(parents=True)
+    for n in range(3):  # a few files, so that two workers each read some
+        (folder / f"{MANAGEMENT}_CloudTrail_us-west-2_20241025T2055Z_{n}.json.gz").write_bytes(
+            gzip.compress(orjson.dumps({"Records": records if n == 0 else records[:1]})))  # CloudTrail's layout
+    monkeypatch.setattr(scan, "PARALLEL_MIN_FILES", 1)  # the worker path too, not only in-process
+    assert main(["scan", "--until", "2024-10-26T00:00:00Z", "--workers", workers, str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    findings = _jsonl(out)
+    [watched] = [f for f in findings if f["detector"] == "watched_role"]
+    assert watched["severity"] == "high" and watched["role_arn"] == ROOT_ARN and watched["account_id"] == MEMBER
+    assert watched["event_ids"] == ["root-1"] and watched["details"]["assume_root"] is True
+    [failed] = [f for f in findings if f["detector"] == "failed_assume_role"]
+    assert failed["role_arn"] == ROOT_ARN and failed["event_ids"] == ["root-denied"]
+    assert "2 AssumeRole record(s)" in err

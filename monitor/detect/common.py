@@ -358,6 +358,8 @@ def who(row: Summary) -> str:
 def role_name(arn: str | None) -> str:
     if not arn:
         return "an unknown role"
+    if arn.endswith(":root") and "/" not in arn:  # an AssumeRoot row's role: the target account's root user
+        return f"the root user of account {arn.rsplit(':', 2)[-2]}"
     return arn.rsplit("/", 1)[-1]
 
 

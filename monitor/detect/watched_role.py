@@ -10,6 +10,12 @@ from the successes (`details.failed`), so turning it on never changes a success'
 With `root`, any AssumeRole-family call by the account root user is one critical finding per
 (account, UTC day), refused or not: AWS refuses roles to the root user, so the attempt itself is
 the news — someone holds the root credentials and uses them from code.
+
+With `assume_root`, every successful sts:AssumeRoot (centralized root access: a principal of the
+management or delegated-admin account takes a short root session in a member account) is one
+finding per (target account, principal, UTC day) at `severity`; refused ones with
+`include_failed`, as for roles. Its row's role is the target's root, which no role glob is meant
+to match, so it is reported here once, not as a watched role too.
 """
 
 from __future__ import annotations
@@ -50,6 +56,10 @@ def detect(events: pd.DataFrame, ctx: DetectionContext, cfg: WatchedRoleConfig) 
     if cfg.root and root.any():
         findings += _root_findings(df[root])
         df = df[~root]  # a root call is the root finding's: one alert, not two
+    assume_root = df["event_name"].eq("AssumeRoot").fillna(False).astype(bool)
+    if cfg.assume_root and assume_root.any():
+        findings += _assume_root_findings(df[assume_root], cfg)
+        df = df[~assume_root]
     if cfg.roles and not df.empty:
         findings += _role_findings(df, cfg)
     return findings
@@ -100,6 +110,45 @@ def _role_findings(df: pd.DataFrame, cfg: WatchedRoleConfig) -> list[Finding]:
                 _role_title(row, k["day"], failed),
                 # a success's fingerprint is the (role, principal, day) alone, whatever include_failed says
                 fingerprint(NAME, k["role"], k["principal"], k["day"], *(["failed"] if failed else [])),
+                row,
+                details,
+            )
+        )
+    return findings
+
+
+def _assume_root_findings(df: pd.DataFrame, cfg: WatchedRoleConfig) -> list[Finding]:
+    if not cfg.include_failed:
+        df = df[df["success"]]
+    if df.empty:
+        return []
+    target = df["role_account_id"].fillna("").astype(str)
+    keys = pd.DataFrame(
+        {"target": target, "principal": principal_of(df), "day": _day(df),
+         "failed": np.where(df["success"].to_numpy(), "", "failed")},
+        index=df.index,
+    )
+    group = group_key(keys)
+    firsts = records_by(keys, group, ["target", "principal", "day", "failed"])
+    findings = []
+    for row in summarise(df, group):
+        k = firsts[row.group]
+        failed = bool(k["failed"])
+        details = base_details(row)
+        # the task policy (requestParameters.taskPolicyArn) is not in the event table: see event_ids
+        details.update(assume_root=True, target_account=k["target"] or None, day=k["day"])
+        if failed:
+            details.update(failed=True, error_codes=row.error_codes)
+        n = int(row.count)
+        whose = f"account {k['target']}" if k["target"] else "an unknown account"
+        findings.append(
+            event_finding(
+                NAME,
+                cfg.severity,
+                f"{who(row)} {'was refused' if failed else 'took'} a root session in {whose} (AssumeRoot)"
+                f"{f' ({n} times)' if n > 1 else ''} on {k['day']}",
+                fingerprint(NAME, "assume_root", k["target"], k["principal"], k["day"],
+                            *(["failed"] if failed else [])),
                 row,
                 details,
             )

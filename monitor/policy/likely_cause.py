@@ -228,6 +228,9 @@ def likely_cause(event_row: Mapping[str, Any] | Any, role: RoleInfo | None, now:
     """
     if not _is_access_denied(_get(event_row, "error_code")):
         return UNDETERMINED
+    if _get(event_row, "event_name") == "AssumeRoot":
+        # no trust policy decides it: the caller's own policies, an SCP, or root access not centralized
+        return UNDETERMINED
     if role is None:
         return ROLE_MISSING
     try:
