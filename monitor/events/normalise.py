@@ -182,11 +182,16 @@ def root_arn(target_principal: str | None, partition: str) -> str | None:
     return f"arn:{partition}:iam::{m.group(1)}:root" if m else None
 
 
+def is_root_arn(arn: str | None) -> bool:
+    """An account's root principal (`arn:PARTITION:iam::ACCOUNT:root`): an AssumeRoot row's role, never an IAM role."""
+    return bool(arn and _ROOT_ARN_RE.match(arn))
+
+
 def _assume_root_target(req: dict[str, Any], ident: dict[str, Any], record: dict[str, Any],
                         denied_role: str | None) -> str | None:
     """The root ARN an AssumeRoot row names as its role: from targetPrincipal, else from a refusal's message."""
     target = root_arn(_s(req.get("targetPrincipal")), partition_of(_s(ident.get("arn")), _s(record.get("awsRegion"))))
-    if target is None and denied_role and _ROOT_ARN_RE.match(denied_role):
+    if target is None and is_root_arn(denied_role):
         return denied_role  # a refused call may carry no request parameters
     return target
 

@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from monitor.events.merge import merge_shared_copies, one_row_per_call
+from monitor.events.normalise import is_root_arn
 from monitor.events.schema import coerce
 from monitor.findings import SEVERITY_RANK, Finding, iso
 from monitor.posture.model import Posture, RoleInfo
@@ -456,7 +457,8 @@ def build_review(events: pd.DataFrame, posture: Posture, findings: Iterable[Any]
     # every role: the inventory's, plus any the trail names that the inventory lacks
     roles: dict[str, RoleInfo | None] = {a: r for a, r in posture.roles.items() if in_scope(r.account_id)}
     for arn in ev["role_arn"].dropna().unique():
-        roles.setdefault(str(arn), None)
+        if not is_root_arn(arn):  # an AssumeRoot's target root user: its sessions are activity, not a role to review
+            roles.setdefault(str(arn), None)
     facts: dict[str, _RoleFacts] = {}
     usage = _usage_by_role(ev)
     for arn, info in roles.items():

@@ -246,3 +246,29 @@ def test_off_hours_share_follows_the_configured_zone(hours: str, tz: str, share:
                      ReviewOptions(business_hours=hours, timezone=tz), now=org.NOW)
     p = r.sections["principals"]
     assert p.loc[p["principal"] == DEV_USER, "off_hours_share"].item() == share
+
+
+def test_an_assume_root_target_is_activity_not_a_role_to_review() -> None:
+    # an AssumeRoot row names the target account's root as its role_arn: the root user is no IAM role,
+    # so it must not be reviewed as one (kept, counted, "new_role" this week and "removed_role" the next)
+    from monitor.events.normalise import normalise
+    from monitor.events.schema import frame_from_rows
+    from tests import assume_root
+
+    root = f"arn:aws:iam::{PROD}:root"
+    session = normalise(assume_root.assume_root_record("root-1", time="2026-11-03T10:00:00Z", target=PROD))
+    assert session["role_arn"] == root
+    events = pd.concat([org.events(), frame_from_rows([session])], ignore_index=True)
+    with_root = build_review(events, org.posture(), org.findings(), Period(org.SINCE, org.UNTIL),
+                             org.previous_snapshot(), ReviewOptions(), now=org.NOW)
+    plain = build_review(org.events(), org.posture(), org.findings(), Period(org.SINCE, org.UNTIL),
+                         org.previous_snapshot(), ReviewOptions(), now=org.NOW)
+    assert root not in set(with_root.sections["roles"]["role_arn"])
+    assert root not in set(with_root.sections["changes"]["role_arn"])
+    for metric in ("roles", "cross_account_roles", "roles_to_keep", "new_roles"):
+        assert with_root.summary_value(metric) == plain.summary_value(metric), metric
+    assert root not in with_root.snapshot["roles"]
+    # the session itself is still in the review's activity: who took it, when
+    principals = with_root.sections["principals"]
+    assert principals.loc[principals["role_arn"] == root, "assumptions"].tolist() == [1]
+    assert with_root.summary_value("successful_assumptions") == plain.summary_value("successful_assumptions") + 1
