@@ -15,11 +15,12 @@ from monitor.findings import Finding
 
 def run_posture_detectors(ctx: DetectionContext, config: Config, notices: list[str]) -> list[Finding]:
     if not ctx.posture.known:
-        if config.detectors.trust_policy.enabled:
-            notices.append("trust_policy and least_privilege skipped: no IAM inventory (collect posture or give"
+        # least_privilege is switched with unused_role
+        skipped = [name for name, on in (("trust_policy", config.detectors.trust_policy.enabled),
+                                         ("least_privilege", config.detectors.unused_role.enabled)) if on]
+        if skipped:
+            notices.append(f"{' and '.join(skipped)} skipped: no IAM inventory (collect posture or give"
                            " --iam-snapshot)")
-        elif config.detectors.unused_role.enabled:  # least_privilege is switched with unused_role
-            notices.append("least_privilege skipped: no IAM inventory (collect posture or give --iam-snapshot)")
         return []
     findings = trust_policy_findings(ctx.posture, config.detectors.trust_policy, ctx.now, notices)
     findings += least_privilege_findings(ctx.posture, config.detectors.unused_role, ctx.now)

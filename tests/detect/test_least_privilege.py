@@ -88,6 +88,9 @@ def test_engine_runs_posture_detectors_and_notices_without_inventory() -> None:
     ({}, ["trust_policy and least_privilege skipped: no IAM inventory (collect posture or give --iam-snapshot)"]),
     ({"trust_policy": {"enabled": False}},
      ["least_privilege skipped: no IAM inventory (collect posture or give --iam-snapshot)"]),
+    # least_privilege is switched with unused_role: off, it is not "skipped"
+    ({"unused_role": {"enabled": False}},
+     ["trust_policy skipped: no IAM inventory (collect posture or give --iam-snapshot)"]),
     ({"trust_policy": {"enabled": False}, "unused_role": {"enabled": False}}, []),
 ])
 def test_each_skipped_posture_detector_is_named_without_inventory(detectors: dict, expected: list[str]) -> None:
