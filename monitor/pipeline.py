@@ -342,12 +342,14 @@ def detect_stored(config: Config, state: StateStore, *, now: datetime, notify: b
 
 
 def run_cycle(config: Config, state: StateStore, *, now: datetime, since: datetime | None = None,
-              until: datetime | None = None, notify: bool = True, posture: Posture | None = None) -> CycleResult:
-    """One collection + detection + alert cycle. Raises StateLockedError if another cycle holds the state."""
+              until: datetime | None = None, notify: bool = True, posture: Posture | None = None,
+              lock_wait: float = 0.0) -> CycleResult:
+    """One collection + detection + alert cycle. Raises StateLockedError if another cycle holds the state
+    (still, after waiting up to `lock_wait` seconds for it)."""
     until = until or now
     check_window(since, until)
     window = _window(config, now, since, until)
-    with state.lock(CYCLE_LOCK):
+    with state.lock(CYCLE_LOCK, wait=lock_wait > 0, timeout=lock_wait or None):
         run_id = state.start_run("collect", now)
         token = run_id_var.set(run_id)
         started = time.monotonic()

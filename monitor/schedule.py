@@ -54,6 +54,11 @@ JOB_NAMES = ("collect", "posture", "report", "retention")
 MAX_STORED_ERRORS = 100  # error messages kept in a collect run record
 # jobs whose run record the job itself writes (run_cycle records its run, with coverage, as "collect")
 SELF_RECORDING = frozenset({"collect"})
+# In `run` the posture job's detection pass holds the cycle lock in its own thread (a detection over
+# the stored events, then delivery, whose own lock wait is 60 s): a collect job firing meanwhile waits
+# its turn instead of recording a failed cycle. Bounded, so a cycle lock held by a stuck process still
+# fails the job and, repeated, raises monitor_health's failed_cycles.
+CYCLE_LOCK_WAIT_SECONDS = 300.0
 Clock = Callable[[], datetime]
 PostureMode = Literal["auto", "always", "never"]  # `once --posture`
 
@@ -223,7 +228,9 @@ class Service:
 
         now = self.clock()
         try:
-            res = run_cycle(self.config, self.state, now=now, since=since, until=until, notify=self.notify)
+            # `once` (busy_is_failure off) does not wait: the holder is another `once` running this cycle
+            res = run_cycle(self.config, self.state, now=now, since=since, until=until, notify=self.notify,
+                            lock_wait=CYCLE_LOCK_WAIT_SECONDS if self.busy_is_failure else 0.0)
         except Exception as exc:
             if self._busy(exc):
                 raise

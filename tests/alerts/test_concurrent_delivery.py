@@ -28,6 +28,7 @@ class NapClock:
 
     def __init__(self) -> None:
         self.now = 0.0
+        self.naps = 0
         self.on_nap: Callable[[], None] = lambda: None
 
     def __call__(self) -> float:
@@ -35,6 +36,7 @@ class NapClock:
 
     def sleep(self, seconds: float) -> None:
         self.now += seconds
+        self.naps += 1
         self.on_nap()
 
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from monitor.config import Config, ConfigError, parse_config
 from monitor.health import check_health
 from monitor.schedule import JobOutcome, Service, build_scheduler, job_triggers, upcoming
 from monitor.state.sqlite import SqliteState
+from tests.alerts.test_concurrent_delivery import NapClock
 
 NOW = datetime(2026, 3, 2, 10, 17, 30, tzinfo=UTC)  # a Monday
 
@@ -126,25 +128,52 @@ def test_collect_runs_the_real_cycle_once_per_tick(state, tmp_path: Path, shared
     assert again.result == "ok" and again.stats["events_new"] == 0  # nothing read twice
 
 
-def test_cycles_that_cannot_start_become_a_monitor_health_finding(state, tmp_path: Path,
-                                                                    shared_data: Path) -> None:
+def test_a_collect_that_fires_while_the_posture_job_detects_waits_for_it(tmp_path: Path,
+                                                                        shared_data: Path) -> None:
+    """In `run` the posture job ends with a detection pass under the cycle lock, in its own thread: a
+    collect job firing meanwhile takes its turn after it, rather than being recorded as a failed cycle
+    (which counts towards monitor_health's failed_cycles)."""
+    from monitor.pipeline import CYCLE_LOCK
+
+    cfg, _ = trail_config(tmp_path, shared_data)
+    lock_clock = NapClock()
+    st = SqliteState(tmp_path / "state.db", clock=lock_clock, sleep=lock_clock.sleep)
+    posture_pass = SqliteState(tmp_path / "state.db")  # the posture job's thread, mid-detection
+    held = ExitStack()
+    try:
+        held.enter_context(posture_pass.lock(CYCLE_LOCK))
+        lock_clock.on_nap = held.close  # it finishes while the collect job waits
+        out = Service(cfg, st, clock=FakeClock(NOW)).run_job("collect")
+        assert out.result == "ok", out.stats
+        assert lock_clock.naps >= 1  # it did find the lock taken
+        assert [r["status"] for r in st.runs(job="collect")] == ["ok"]
+    finally:
+        held.close()
+        posture_pass.close()
+        st.close()
+
+
+def test_cycles_that_cannot_start_become_a_monitor_health_finding(tmp_path: Path, shared_data: Path) -> None:
     cfg, _ = trail_config(tmp_path, shared_data, detectors={"monitor_health": {"failed_cycles": 2}})
     clock = FakeClock(NOW)
-    svc = Service(cfg, state, clock=clock)
+    lock_clock = NapClock()  # the bounded wait for the cycle lock runs out without taking real time
+    state = SqliteState(tmp_path / "state.db", clock=lock_clock, sleep=lock_clock.sleep)
     other = SqliteState(state.path)  # a `rolewatch once` holding the cycle lock
     try:
+        svc = Service(cfg, state, clock=clock)
         with other.lock("cycle"):
             for _ in range(2):
                 out = svc.run_job("collect")
                 assert out.result == "failed" and "StateLockedError" in out.stats["error"]
                 clock.advance(minutes=5)
+        assert [r["status"] for r in state.runs(job="collect")] == ["failed", "failed"]
+        [health] = [s for s in state.findings(status="open") if s.finding.detector == "monitor_health"]
+        assert health.finding.title == "rolewatch collection cycle failed 2 times in a row"
+        assert svc.run_job("collect").result == "ok"
+        assert state.get_finding(health.finding.fingerprint).status == "resolved"
     finally:
         other.close()
-    assert [r["status"] for r in state.runs(job="collect")] == ["failed", "failed"]
-    [health] = [s for s in state.findings(status="open") if s.finding.detector == "monitor_health"]
-    assert health.finding.title == "rolewatch collection cycle failed 2 times in a row"
-    assert svc.run_job("collect").result == "ok"
-    assert state.get_finding(health.finding.fingerprint).status == "resolved"
+        state.close()
 
 
 def test_job_failures_never_leak_secrets_into_state(state) -> None:
