@@ -9,7 +9,8 @@ detection, `rolewatch run`'s collect and posture threads, two `once` processes f
 read the same queued rows (or take the other's `sending` row for a crashed send) and send it again, so
 delivery holds the state's `delivery` lock. Not the cycle lock: a cycle stuck in collection must not
 hold back alerts, monitor_health's above all. The wait for it is bounded; a deliverer that gives up
-leaves its rows queued (the holder, or the next tick, sends them).
+leaves its rows queued, and the holder sends them: it looks for rows queued during its run before it
+lets the lock go (`deliver`).
 """
 
 from __future__ import annotations

@@ -81,41 +81,61 @@ def enqueue(state: Any, notifier: str, cfg: Any, finding: Finding, now: datetime
 
 
 def deliver(state: Any, notifiers: Mapping[str, Notifier], now: datetime) -> Counter[str]:
-    """Send every queued row once; returns counts (sent, recovered, failed, deferred)."""
+    """Send every queued row once; returns counts (sent, recovered, failed, deferred).
+
+    Rows queued while it runs are sent too, until a look finds none it has not tried: another deliverer
+    that gave up waiting for the `delivery` lock left its alerts to this one, and a `once` has no later
+    tick of its own to send them. A row that failed is not tried again in this run.
+    """
     counts: Counter[str] = Counter()
     unhealthy: set[str] = set()
-    items = sorted(state.outbox_items(QUEUED), key=lambda i: (i.attempts, i.id))
-    orphans = Counter(i.notifier for i in items if i.notifier not in notifiers)
-    for name, n in orphans.items():
-        log.warning("outbox: %d alert(s) for notifier %s, which is no longer configured; they stay queued "
-                    "until it is configured again", n, name)
-    for item in items:
-        notifier = notifiers.get(item.notifier)
-        if notifier is None or item.notifier in unhealthy:
-            counts["deferred"] += 1
-            continue
-        if item.status == "sending":
-            log.warning("notifier %s: %s was being sent when the last run stopped; checking before re-sending",
-                        item.notifier, item.fingerprint)
-        message = Message.from_payload(item.payload)
-        try:
-            receipt = notifier.find_delivery(message) if item.attempts and notifier.can_verify else None
-            if receipt is not None:
-                counts["recovered"] += 1
-            else:
-                state.outbox_mark(item.fingerprint, item.notifier, "sending", now)  # committed before the send
-                receipt = notifier.send(message)
-                counts["sent"] += 1
-                log.info("notifier %s: sent %s alert for %s", item.notifier, message.kind, item.fingerprint)
-            state.outbox_mark(item.fingerprint, item.notifier, "sent", now, receipt=receipt)
-        except DeliveryError as exc:
-            _failed(state, item, str(exc), now, counts)
-            if exc.transient:
-                unhealthy.add(item.notifier)
-        except Exception as exc:  # a bug in one message must not block the others
-            log.exception("notifier %s: unexpected error delivering %s", item.notifier, item.fingerprint)
-            _failed(state, item, describe(exc), now, counts)
-    return counts
+    tried: set[tuple[str, str, str]] = set()
+    while True:
+        items = sorted((i for i in state.outbox_items(QUEUED) if _delivery(i) not in tried),
+                       key=lambda i: (i.attempts, i.id))
+        if not items:
+            return counts
+        tried.update(_delivery(i) for i in items)
+        orphans = Counter(i.notifier for i in items if i.notifier not in notifiers)
+        for name, n in orphans.items():
+            log.warning("outbox: %d alert(s) for notifier %s, which is no longer configured; they stay queued "
+                        "until it is configured again", n, name)
+        for item in items:
+            notifier = notifiers.get(item.notifier)
+            if notifier is None or item.notifier in unhealthy:
+                counts["deferred"] += 1
+                continue
+            _deliver_one(state, notifier, item, now, counts, unhealthy)
+
+
+def _delivery(item: Any) -> tuple[str, str, str]:
+    """One send decision: a row re-armed since (escalated, reminder) is a new one, with a new delivery id."""
+    return item.notifier, item.fingerprint, str(item.payload.get("delivery_id"))
+
+
+def _deliver_one(state: Any, notifier: Notifier, item: Any, now: datetime, counts: Counter[str],
+                 unhealthy: set[str]) -> None:
+    if item.status == "sending":
+        log.warning("notifier %s: %s was being sent when the last run stopped; checking before re-sending",
+                    item.notifier, item.fingerprint)
+    message = Message.from_payload(item.payload)
+    try:
+        receipt = notifier.find_delivery(message) if item.attempts and notifier.can_verify else None
+        if receipt is not None:
+            counts["recovered"] += 1
+        else:
+            state.outbox_mark(item.fingerprint, item.notifier, "sending", now)  # committed before the send
+            receipt = notifier.send(message)
+            counts["sent"] += 1
+            log.info("notifier %s: sent %s alert for %s", item.notifier, message.kind, item.fingerprint)
+        state.outbox_mark(item.fingerprint, item.notifier, "sent", now, receipt=receipt)
+    except DeliveryError as exc:
+        _failed(state, item, str(exc), now, counts)
+        if exc.transient:
+            unhealthy.add(item.notifier)
+    except Exception as exc:  # a bug in one message must not block the others
+        log.exception("notifier %s: unexpected error delivering %s", item.notifier, item.fingerprint)
+        _failed(state, item, describe(exc), now, counts)
 
 
 def _failed(state: Any, item: Any, reason: str, now: datetime, counts: Counter[str]) -> None:
