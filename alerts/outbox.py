@@ -115,6 +115,14 @@ def _delivery(item: Any) -> tuple[str, str, str]:
 
 def _deliver_one(state: Any, notifier: Notifier, item: Any, now: datetime, counts: Counter[str],
                  unhealthy: set[str]) -> None:
+    # The listing can lag behind the row: on DynamoDB it is a query on an eventually consistent index,
+    # so a row the previous lock holder just sent can still be listed as pending. The row itself is
+    # read consistently, and only a row still queued for this same delivery is sent.
+    current = state.outbox_get(item.fingerprint, item.notifier)
+    if current is None or current.status not in QUEUED or _delivery(current) != _delivery(item):
+        log.info("notifier %s: %s is no longer queued as listed: skipped", item.notifier, item.fingerprint)
+        return
+    item = current
     if item.status == "sending":
         log.warning("notifier %s: %s was being sent when the last run stopped; checking before re-sending",
                     item.notifier, item.fingerprint)

@@ -69,3 +69,38 @@ def test_another_process_delivering_before_a_cycle_commits_is_not_undone(slack: 
     assert counts["sent"] == 0 and len(slack.messages) == 1
     row = cycle_state.outbox_get(alert.fingerprint, "slack:#security-alerts")
     assert (row.status, row.attempts, row.receipt["ts"]) == ("sent", 1, slack.messages[0].ts)
+
+
+class StaleIndex:
+    """A DynamoDB state whose outbox listing (a query on the eventually consistent GSI) still returns
+    the rows as they were before another deliverer's marks, once; everything else is the real state."""
+
+    def __init__(self, state: Any, listing: list[Any]) -> None:
+        self._state = state
+        self._listing: list[Any] | None = listing
+
+    def outbox_items(self, statuses: Any = None, notifier: str | None = None) -> list[Any]:
+        if notifier is None and self._listing is not None:
+            listing, self._listing = self._listing, None
+            return listing
+        return self._state.outbox_items(statuses, notifier)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._state, name)
+
+
+def test_a_deliverer_reading_a_stale_index_does_not_send_a_row_just_sent(slack: SlackStandin, dynamo_config: Config,
+                                                                          sleeps) -> None:  # noqa: ANN001
+    first, second = open_state(dynamo_config), open_state(dynamo_config)  # two processes, one table
+    alert = make_finding()
+    queue([(alert, True, None)], first, dynamo_config, NOW)
+    before = second.outbox_items(["pending", "failed", "sending"])
+    assert [i.status for i in before] == ["pending"]
+    assert notify([], first, dynamo_config, NOW, notifiers=build_notifiers(dynamo_config, first,
+                                                                             sleep=sleeps))["sent"] == 1
+    # the next deliverer takes the lock at once; the index it lists the outbox from has not caught up
+    stale = StaleIndex(second, before)
+    counts = notify([], stale, dynamo_config, NOW, notifiers=build_notifiers(dynamo_config, stale, sleep=sleeps))
+    assert counts["sent"] == 0 and len(slack.messages) == 1
+    row = second.outbox_get(alert.fingerprint, "slack:#security-alerts")
+    assert (row.status, row.attempts, row.receipt["ts"]) == ("sent", 1, slack.messages[0].ts)
