@@ -3,8 +3,9 @@
 Account 111122223333 owns `/cross-account/CrossAccountDeveloperRole`, trusted by
 `arn:aws:iam::444455556666:user/DevUser` under an `sts:ExternalId` condition, with the AWS
 managed ReadOnlyAccess policy plus a custom S3DevAccess policy; around it the roles the trail
-generator's population uses (people, SSO, CI via GitHub OIDC, Lambda and EC2 service roles)
-and one role nobody ever assumes. It also holds the organisation's CloudTrail: the trail
+generator's population uses (people, SSO, CI via GitHub OIDC, Lambda and EC2 service roles),
+a `BreakGlassRole` (AdministratorAccess, trusted to one named user with MFA) and one role nobody
+ever assumes. It also holds the organisation's CloudTrail: the trail
 bucket (both accounts deliver there) and the CloudWatch Logs group `aws-cloudtrail-logs`.
 
 moto keeps one backend per account; the `x-moto-account-id` header picks it per request.
@@ -31,6 +32,8 @@ TRAIL_NAME = "acme-org-trail"
 AUDIT_USER = "rolewatch"
 DEV_ROLE_ARN = synth.role_arn(OWNER, synth.DEV_ROLE_NAME, synth.DEV_ROLE_PATH)
 DEV_USER_ARN = f"arn:aws:iam::{DEV_ACCOUNT}:user/{synth.DEV_USER}"
+BREAK_GLASS_USER_ARN = f"arn:aws:iam::{OWNER}:user/{synth.BREAK_GLASS_USER}"
+ADMINISTRATOR_ACCESS = "arn:aws:iam::aws:policy/AdministratorAccess"
 READ_ONLY_ACCESS = "arn:aws:iam::aws:policy/ReadOnlyAccess"
 
 S3_DEV_ACCESS = {
@@ -87,7 +90,7 @@ def trust_policies(account: str, external_id: str) -> dict[str, tuple[str, dict[
     saml = f"arn:aws:iam::{account}:saml-provider/AWSSSO_demo_DO_NOT_DELETE"
     mfa = {"Bool": {"aws:MultiFactorAuthPresent": "true"}}
     roles: dict[str, tuple[str, dict[str, Any], str]] = {
-        "AdminRole": ("/", _statement(root, "sts:AssumeRole", mfa), "break-glass administration (MFA)"),
+        "AdminRole": ("/", _statement(root, "sts:AssumeRole", mfa), "day-to-day administration (MFA)"),
         "ReadOnlyAuditRole": ("/", _statement(root, "sts:AssumeRole"), "read-only audits"),
         "DeployRole": ("/", _statement({"AWS": synth.role_arn(account, "GitHubActionsRole")}, "sts:AssumeRole"),
                        "deployments, chained from CI"),
@@ -108,6 +111,9 @@ def trust_policies(account: str, external_id: str) -> dict[str, tuple[str, dict[
         roles[synth.DEV_ROLE_NAME] = (synth.DEV_ROLE_PATH, _statement(
             {"AWS": DEV_USER_ARN}, "sts:AssumeRole", {"StringEquals": {"sts:ExternalId": external_id}}),
             "developers from 444455556666")
+        # one named person, with MFA: no whole-account trust for the role that can do anything
+        roles[synth.BREAK_GLASS_ROLE] = ("/", _statement({"AWS": BREAK_GLASS_USER_ARN}, "sts:AssumeRole", mfa),
+                                         "break-glass: emergency administration (MFA)")
     out = {}
     for name, (path, statement, description) in roles.items():
         doc = {"Version": "2012-10-17", "Statement": [statement]}
@@ -120,6 +126,8 @@ def provision(aws: AwsConfig, *, seed: int = 7) -> DemoScenario:
     ext_id = synth.external_id(seed)
     sess = aws_session(aws)
     roles: dict[str, list[str]] = {}
+    # before the roles: IAM refuses a trust policy naming a user that does not exist
+    account_client("iam", aws, OWNER, sess).create_user(UserName=synth.BREAK_GLASS_USER)
     for account in (OWNER, DEV_ACCOUNT):
         iam = account_client("iam", aws, account, sess)
         roles[account] = []
@@ -136,6 +144,7 @@ def provision(aws: AwsConfig, *, seed: int = 7) -> DemoScenario:
                                      Description="read/write on the dev buckets")
     owner_iam.attach_role_policy(RoleName=dev_role, PolicyArn=policy["Policy"]["Arn"])
     owner_iam.attach_role_policy(RoleName="ReadOnlyAuditRole", PolicyArn=READ_ONLY_ACCESS)
+    owner_iam.attach_role_policy(RoleName=synth.BREAK_GLASS_ROLE, PolicyArn=ADMINISTRATOR_ACCESS)
 
     dev_iam = account_client("iam", aws, DEV_ACCOUNT, sess)
     dev_iam.create_user(UserName=synth.DEV_USER)

@@ -14,7 +14,9 @@ kind in the trail:
 - people work weekdays 08:30-17:30 in `timezone`; AWS services assume roles around the clock;
 - background denials: a principal is denied on one role only and at most once per hour, so
   no accidental bursts or enumerations;
-- sessions last at most an hour.
+- sessions last at most an hour;
+- no one assumes a role `watched_role`'s default globs match (the owner's `BreakGlassRole` is
+  used once, by the planted incident).
 
 The unit of work is one (region, hour): records for every account are produced together
 (a cross-account call writes two copies, one per account, sharing `sharedEventID`) from an
@@ -60,6 +62,9 @@ OUTSIDE_ACCOUNT = "999988887777"  # an account outside the organisation (the rol
 DEV_ROLE_PATH, DEV_ROLE_NAME = "/cross-account/", "CrossAccountDeveloperRole"
 DEV_USER = "DevUser"
 UNUSED_ROLE = "LegacyBackupRole"
+# the owner account's emergency role: trusted to one person, with MFA, and used only in the planted incident
+BREAK_GLASS_ROLE = "BreakGlassRole"
+BREAK_GLASS_USER = "carol"
 SSO_ROLE_PATH = "/aws-reserved/sso.amazonaws.com/"
 SSO_ROLE_NAME = "AWSReservedSSO_PowerUserAccess_5f3c9a1b2d4e6f70"
 HUMAN_NAMES = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy",
@@ -225,6 +230,8 @@ def build_population(spec: TrailSpec) -> Population:
         acct_roles = [admin, audit, deploy, gha, sso, lam, ec2, role_arn(acct, UNUSED_ROLE)]
         if ai == 0:
             acct_roles.insert(0, role_arn(acct, DEV_ROLE_NAME, DEV_ROLE_PATH))
+            # no principal's `roles`: the normal population never touches it (every use is watched_role news)
+            acct_roles.append(role_arn(acct, BREAK_GLASS_ROLE))
         roles[acct] = acct_roles
         kinds: dict[str, list[Principal]] = defaultdict(list)
         for i in range(n_humans):
@@ -372,6 +379,9 @@ def _tls(host: str) -> dict[str, str]:
     return tls
 
 
+_MFA_ROLES = ("AdminRole", BREAK_GLASS_ROLE)  # their trust policies require MFA (monitor.demo.scenario)
+
+
 @dataclass
 class Call:
     """One AssumeRole-family API call, before it becomes one or two records."""
@@ -434,7 +444,7 @@ def call_records(call: Call, rng: random.Random, ext_id: str) -> list[dict[str, 
                          "audience": "sts.amazonaws.com"})
         if p.kind == "dev_user":
             req["externalId"] = ext_id if call.external_id_ok else "wrong-" + ext_id[-6:]
-        if p.kind == "iam_user" and call.role.endswith(":role/AdminRole"):
+        if p.kind == "iam_user" and call.role.rsplit("/", 1)[1] in _MFA_ROLES:
             req["serialNumber"] = f"arn:aws:iam::{caller_account}:mfa/{p.session_name}"
             req["tokenCode"] = "HIDDEN_DUE_TO_SECURITY_REASONS"
         ev["requestParameters"] = req
@@ -795,6 +805,15 @@ def plant_incidents(spec: TrailSpec, pop: Population, by_key: dict[tuple[str, da
         put({"incident": "first_time_principal", "detector": "first_time_principal", "severity": "medium",
              "account_id": owner, "role_arn": newbie.roles[0], "principal": arn, "source_ip": newbie.ips[0],
              "details": {}}, calls)
+    # 7. break-glass: the one person the role trusts uses it once, with MFA, from the office, in working hours
+    # (its first use, so it is also the start of the role's learning period: only watched_role reports it)
+    holder = next((h for h in humans if h.session_name == BREAK_GLASS_USER), None)
+    if holder is not None:
+        glass = role_arn(owner, BREAK_GLASS_ROLE)
+        calls = [Call(holder, glass, at(d2, 9, 48), region, ip=holder.ips[0])]
+        put({"incident": "break_glass_use", "detector": "watched_role", "severity": "high", "account_id": owner,
+             "role_arn": glass, "principal": holder.key, "source_ip": holder.ips[0],
+             "details": {"mfa": True}}, calls)
     return labels
 
 

@@ -33,6 +33,7 @@ def test_demo_runs_a_real_cycle_and_prints_what_it_ingested(tmp_path: Path) -> N
     assert re.search(r"findings: \d+", out)
     caught = re.search(r"planted incidents caught: (\d+)/(\d+)", out)
     assert caught and int(caught.group(2)) >= 4 and caught.group(1) == caught.group(2), out
+    assert re.search(r"planted incidents caught: .*\bbreak_glass_use\b", out), out
     # nothing secret: not the ExternalId the trail carries, not a session token
     everything = out + proc.stderr
     assert synth.external_id(7) not in everything

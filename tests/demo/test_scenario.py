@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import json
 import urllib.parse
+from dataclasses import replace
+from datetime import UTC, datetime
 
 import boto3
 
+from monitor.config import TrustPolicyConfig
 from monitor.demo import scenario, synth
+from monitor.detect.trust_policy import trust_policy_findings
+from monitor.posture.model import Posture, RoleInfo
 
 
 def test_provisions_the_classic_cross_account_scenario(aws_config) -> None:  # noqa: ANN001
@@ -27,12 +32,36 @@ def test_provisions_the_classic_cross_account_scenario(aws_config) -> None:  # n
         "AttachedPolicies"]}
     assert attached == {"ReadOnlyAccess", "S3DevAccess"}
     names = {r["RoleName"] for r in iam.list_roles()["Roles"]}
-    assert {"AdminRole", "DeployRole", "GitHubActionsRole", synth.UNUSED_ROLE, synth.SSO_ROLE_NAME} <= names
+    assert {"AdminRole", "DeployRole", "GitHubActionsRole", synth.UNUSED_ROLE, synth.SSO_ROLE_NAME,
+            synth.BREAK_GLASS_ROLE} <= names
     assert made.unused_role_arn.endswith(f":role/{synth.UNUSED_ROLE}")
     # the generator's roles and the provisioned ones are the same set, so the trail names real roles
     generated = set(synth.build_population(synth.make_spec(1, synth.DEMO_ACCOUNTS, end="2026-01-01")).roles[
         scenario.OWNER])
     assert generated == set(made.roles[scenario.OWNER])
+    # the break-glass role: one named person, with MFA, and nothing for trust_policy to report about it
+    glass = iam.get_role(RoleName=synth.BREAK_GLASS_ROLE)["Role"]
+    glass_doc = glass["AssumeRolePolicyDocument"]
+    if isinstance(glass_doc, str):
+        glass_doc = json.loads(urllib.parse.unquote(glass_doc))
+    (statement,) = glass_doc["Statement"]
+    assert statement["Principal"] == {"AWS": f"arn:aws:iam::{scenario.OWNER}:user/{synth.BREAK_GLASS_USER}"}
+    assert statement["Condition"] == {"Bool": {"aws:MultiFactorAuthPresent": "true"}}
+    assert iam.get_user(UserName=synth.BREAK_GLASS_USER)["User"]["UserName"] == synth.BREAK_GLASS_USER
+    attached = [p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=synth.BREAK_GLASS_ROLE)[
+        "AttachedPolicies"]]
+    assert attached == [scenario.ADMINISTRATOR_ACCESS]
+    info = RoleInfo(arn=glass["Arn"], name=glass["RoleName"], account_id=scenario.OWNER,
+                    max_session_duration=glass["MaxSessionDuration"], trust_policy=glass_doc,
+                    attached_policies=attached)
+    now = datetime.now(UTC)
+    assert trust_policy_findings(Posture(roles={info.arn: info}, accounts=[scenario.OWNER]),
+                                 TrustPolicyConfig(), now) == []
+    # (the same role without the MFA condition is what the check exists for)
+    no_mfa = {**glass_doc, "Statement": [{k: v for k, v in statement.items() if k != "Condition"}]}
+    bare = Posture(roles={info.arn: replace(info, trust_policy=no_mfa)}, accounts=[scenario.OWNER])
+    assert [f.details["check"] for f in trust_policy_findings(bare, TrustPolicyConfig(), now)] == [
+        "privileged_without_mfa"]
     # DevUser lives in the other account, and only there
     dev = scenario.account_client("iam", aws_config, scenario.DEV_ACCOUNT)
     assert dev.get_user(UserName="DevUser")["User"]["Arn"] == "arn:aws:iam::444455556666:user/DevUser"

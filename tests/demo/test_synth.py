@@ -141,7 +141,8 @@ def test_labels_match_the_records(trail) -> None:  # noqa: ANN001
     by_id = {r["eventID"]: r for r in _records(trail)}
     labels = trail[1]
     assert {lab["incident"] for lab in labels} == {"denied_burst", "role_enumeration", "long_session",
-                                                   "night_session", "new_source_ip", "first_time_principal"}
+                                                   "night_session", "new_source_ip", "first_time_principal",
+                                                   "break_glass_use"}
     tz = ZoneInfo(synth.TIMEZONE)
     for lab in labels:
         assert lab["detector"] in synth_detectors()
@@ -167,6 +168,14 @@ def test_labels_match_the_records(trail) -> None:  # noqa: ANN001
                 assert rows[0]["duration_seconds"] == 43200
             case "night_session":
                 assert rows[0]["event_time"].astimezone(tz).hour == 3 and rows[0]["success"]
+            case "break_glass_use":
+                (row,) = rows
+                assert row["success"] and row["principal_type"] == "IAMUser"
+                assert watched_by(pd.Series([row["role_arn"]]), WatchedRoleConfig().roles).notna().all()
+                assert synth.is_work_time(row["event_time"].astimezone(tz))
+                # the role's trust policy requires MFA: the call presents the device
+                request = by_id[lab["event_ids"][0]]["requestParameters"]
+                assert request["serialNumber"].endswith(f":mfa/{synth.BREAK_GLASS_USER}")
             case "new_source_ip" | "first_time_principal":
                 start = first - datetime.fromisoformat("2026-11-07T00:00:00+00:00")
                 assert start > timedelta(days=synth.LEARNING_DAYS)
@@ -233,7 +242,7 @@ def test_cli_synth_writes_trail_and_labels(tmp_path: Path, capsys: pytest.Captur
     assert code == 0
     assert len(list(out.rglob("*.json.gz"))) > 0
     lines = [json.loads(x) for x in labels.read_text().splitlines()]
-    assert len(lines) == 6 and all(lab["event_ids"] for lab in lines)
+    assert len(lines) == 7 and all(lab["event_ids"] for lab in lines)
     err = capsys.readouterr().err
     assert "4,000 records" in err
     assert synth.external_id(3) not in err
