@@ -104,10 +104,12 @@ def _burst_finding(row: Summary, peak: int, cfg: FailedAssumeRoleConfig, first: 
         **_causes(first, ctx),
     )
     n = int(row.count)
+    # a burst has one role; an AssumeRoot "role" is an account's root user, reached by no other call
+    call = "AssumeRoot" if first.get("event_name") == "AssumeRoot" else "AssumeRole"
     return event_finding(
         NAME,
         "high" if high else "low",
-        f"{n} failed AssumeRole call{'s' if n != 1 else ''} by {who(row)} on {role_name(row.role_arn)}",
+        f"{n} failed {call} call{'s' if n != 1 else ''} by {who(row)} on {role_name(row.role_arn)}",
         fingerprint(NAME, row.group),
         row,
         details,

@@ -88,4 +88,5 @@ def test_a_refused_assume_root_is_a_failed_attempt_no_trust_policy_explains() ->
     [f] = only(res, "failed_assume_role")
     assert f.role_arn == sample.ROOT_ARN and f.principal_arn == sample.assume_root_record()["userIdentity"]["arn"]
     assert f.details["likely_cause"] == "undetermined"  # not "role does not exist": no role is involved
+    assert f.title.startswith("1 failed AssumeRoot call by ")
     assert f.title.endswith("on the root user of account 222222222222")
