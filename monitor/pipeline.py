@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -271,8 +272,8 @@ def _changed(finding: Finding, prev: Finding | None) -> bool:
     return (finding.count, finding.last_seen, finding.severity) != (prev.count, prev.last_seen, prev.severity)
 
 
-def _detect_and_notify(config: Config, state: StateStore, window: CycleWindow, posture: Posture | None,
-                       notify: bool, result: CycleResult) -> None:
+def _detect_and_queue(config: Config, state: StateStore, window: CycleWindow, posture: Posture | None,
+                      notify: bool, result: CycleResult) -> None:
     from monitor.detect.context import DetectionContext
     from monitor.detect.engine import run_detectors
 
@@ -302,10 +303,25 @@ def _detect_and_notify(config: Config, state: StateStore, window: CycleWindow, p
             from alerts.dispatch import queue
 
             queue(outcomes, state, config, now)
-    if notify:  # also with no findings: queued alerts are retried and digests fall due every cycle
-        from alerts.dispatch import notify as send
 
+
+def _deliver(config: Config, state: StateStore, now: datetime, result: CycleResult) -> None:
+    """Send what is queued and the digests that fell due, after the cycle lock is released.
+
+    Every cycle that notifies delivers, also with no findings: queued alerts are retried and digests
+    fall due. Delivery has its own lock, so holding the cycle's too would only let a slow notifier
+    (Slack's 429 waits) keep the next cycle from starting. A delivery that raises fails no part of the
+    cycle: the findings are stored and their alerts queued, and the next run sends them.
+    """
+    from alerts.dispatch import notify as send
+
+    try:
         result.stats["alerts"] = send([], state, config, now)
+    except Exception as exc:
+        message = redact_text(f"{type(exc).__name__}: {exc}")
+        log.error("alert delivery failed: %s", message, exc_info=True)
+        result.stats["alerts"] = {"error": message}
+        result.notices.append(f"alert delivery failed ({message}): the alerts stay queued for the next run")
 
 
 def check_window(since: datetime | None, until: datetime) -> None:
@@ -329,69 +345,90 @@ def detect_stored(config: Config, state: StateStore, *, now: datetime, notify: b
     shows (trust_policy, least_privilege, unused_role, failures explained by a changed trust policy)
     would wait for the next cycle: a day, for a daily `once`. Findings the last cycle already stored
     are upserted unchanged and not alerted again. None when a cycle holds the lock: it, or the next
-    one, detects with the new inventory.
+    one, detects with the new inventory. Alerts go out after the lock is released, as in `run_cycle`.
     """
     try:
         with state.lock(CYCLE_LOCK):
             result = CycleResult(run_id_var.get() or "", 0, 0, [], [], [], [], [])
-            _detect_and_notify(config, state, _window(config, now, None, now), None, notify, result)
-            return result
+            _detect_and_queue(config, state, _window(config, now, None, now), None, notify, result)
     except StateLockedError:
         log.info("a cycle is running: the new inventory's findings come with it or the next one")
         return None
+    if notify:
+        _deliver(config, state, now, result)
+    return result
+
+
+def _finish_run(state: StateStore, result: CycleResult, sources: list[Any], now: datetime, started: float) -> None:
+    # what callers print (`once`) and record (the run history) is redacted here, whoever appended it
+    result.errors[:] = [redact_text(e) for e in result.errors]
+    # a source failed when none of its units could be read: one account of an organisation
+    # trail failing leaves the cycle partial, not failed
+    read_any = {c.source for c in result.coverage if c.status != "failed"}
+    failed_sources = {c.source for c in result.coverage if c.status == "failed"} - read_any
+    status = "ok" if not result.errors else (
+        "failed" if sources and failed_sources >= {source_id(s) for s in sources} else "partial")
+    result.stats.update(events_new=result.events_new, skipped=result.skipped,
+                        findings=len(result.findings), suppressed=len(result.suppressed),
+                        errors=len(result.errors), duration_seconds=round(time.monotonic() - started, 3))
+    state.finish_run(result.run_id, now, status, result.stats)
 
 
 def run_cycle(config: Config, state: StateStore, *, now: datetime, since: datetime | None = None,
               until: datetime | None = None, notify: bool = True, posture: Posture | None = None,
               lock_wait: float = 0.0) -> CycleResult:
     """One collection + detection + alert cycle. Raises StateLockedError if another cycle holds the state
-    (still, after waiting up to `lock_wait` seconds for it)."""
+    (still, after waiting up to `lock_wait` seconds for it).
+
+    The cycle lock covers collection, detection and queueing the alerts; delivery runs after it is
+    released, and the run is recorded finished (with the delivery's counts) once delivery is done.
+    """
     until = until or now
     check_window(since, until)
     window = _window(config, now, since, until)
-    with state.lock(CYCLE_LOCK, wait=lock_wait > 0, timeout=lock_wait or None):
+    with ExitStack() as cycle_lock:
+        # taken before the run is recorded: a cycle that finds it held records nothing
+        cycle_lock.enter_context(state.lock(CYCLE_LOCK, wait=lock_wait > 0, timeout=lock_wait or None))
         run_id = state.start_run("collect", now)
         token = run_id_var.set(run_id)
         started = time.monotonic()
         result = CycleResult(run_id, 0, 0, [], [], [], [], [])
+        sources = [s for s in config.sources if s.enabled]
         try:
-            sources = [s for s in config.sources if s.enabled]
-            if not sources:
-                result.notices.append("no enabled sources configured: nothing collected")
-            for source in sources:
-                _collect_source(source, config, state, window, result)
-            try:
-                _record_account_rounds(state, sources, now, result)
-            except Exception as exc:  # the events are stored; only the accounts' streaks miss this cycle
-                log.error("recording what the sources saw of their accounts failed: %s", exc, exc_info=True)
-                result.errors.append(f"account streaks: {type(exc).__name__}: {exc}")
-            try:
-                record_deliveries(state, result.coverage, now)
-            except Exception as exc:  # the events are stored; a unit's memory misses at most this cycle
-                log.error("recording the units' last deliveries failed: %s", exc, exc_info=True)
-                result.errors.append(f"unit deliveries: {type(exc).__name__}: {exc}")
-            if result.skipped:
-                result.notices.append(f"{result.skipped} bad record(s)/file(s) skipped (see log for file and position)")
-            try:
-                _detect_and_notify(config, state, window, posture, notify, result)
-            except Exception as exc:  # stored events stay stored; the next cycle detects over them again
-                log.error("detection/alerting failed: %s", exc, exc_info=True)
-                result.errors.append(f"detection/alerts: {type(exc).__name__}: {exc}")
+            with cycle_lock.pop_all():  # released at the end of this block, or as an exception leaves it
+                _collect_and_detect(config, state, window, sources, posture, notify, result)
+            if notify:
+                _deliver(config, state, now, result)
         finally:
-            # what callers print (`once`) and record (the run history) is redacted here, whoever appended it
-            result.errors[:] = [redact_text(e) for e in result.errors]
-            # a source failed when none of its units could be read: one account of an organisation
-            # trail failing leaves the cycle partial, not failed
-            read_any = {c.source for c in result.coverage if c.status != "failed"}
-            failed_sources = {c.source for c in result.coverage if c.status == "failed"} - read_any
-            status = "ok" if not result.errors else (
-                "failed" if sources and failed_sources >= {source_id(s) for s in sources} else "partial")
-            result.stats.update(events_new=result.events_new, skipped=result.skipped,
-                                findings=len(result.findings), suppressed=len(result.suppressed),
-                                errors=len(result.errors), duration_seconds=round(time.monotonic() - started, 3))
-            state.finish_run(run_id, now, status, result.stats)
+            _finish_run(state, result, sources, now, started)
             run_id_var.reset(token)
-        return result
+    return result
+
+
+def _collect_and_detect(config: Config, state: StateStore, window: CycleWindow, sources: list[Any],
+                        posture: Posture | None, notify: bool, result: CycleResult) -> None:
+    """Everything of a cycle that needs the cycle lock: collecting, storing, detecting, queueing alerts."""
+    if not sources:
+        result.notices.append("no enabled sources configured: nothing collected")
+    for source in sources:
+        _collect_source(source, config, state, window, result)
+    try:
+        _record_account_rounds(state, sources, window.now, result)
+    except Exception as exc:  # the events are stored; only the accounts' streaks miss this cycle
+        log.error("recording what the sources saw of their accounts failed: %s", exc, exc_info=True)
+        result.errors.append(f"account streaks: {type(exc).__name__}: {exc}")
+    try:
+        record_deliveries(state, result.coverage, window.now)
+    except Exception as exc:  # the events are stored; a unit's memory misses at most this cycle
+        log.error("recording the units' last deliveries failed: %s", exc, exc_info=True)
+        result.errors.append(f"unit deliveries: {type(exc).__name__}: {exc}")
+    if result.skipped:
+        result.notices.append(f"{result.skipped} bad record(s)/file(s) skipped (see log for file and position)")
+    try:
+        _detect_and_queue(config, state, window, posture, notify, result)
+    except Exception as exc:  # stored events stay stored; the next cycle detects over them again
+        log.error("detection/alerting failed: %s", exc, exc_info=True)
+        result.errors.append(f"detection/alerts: {type(exc).__name__}: {exc}")
 
 
 # --------------------------------------------------------------------------- `rolewatch once` output
