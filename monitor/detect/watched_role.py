@@ -21,6 +21,8 @@ to match, so it is reported here once, not as a watched role too.
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -88,33 +90,17 @@ def _role_findings(df: pd.DataFrame, cfg: WatchedRoleConfig) -> list[Finding]:
     df, pattern = df[hit], pattern[hit]  # one copy, of the (few) watched rows only
     if df.empty:
         return []
-    keys = pd.DataFrame(
-        {"role": role_of(df), "principal": principal_of(df), "day": _day(df),
-         "failed": np.where(df["success"].to_numpy(), "", "failed")},
-        index=df.index,
-    )
-    group = group_key(keys)
-    firsts = records_by(keys.assign(pattern=pattern), group, ["role", "principal", "day", "failed", "pattern"])
-    findings = []
-    for row in summarise(df, group):
-        k = firsts[row.group]
-        failed = bool(k["failed"])
-        details = base_details(row)
-        details.update(watched_pattern=k["pattern"], day=k["day"])
-        if failed:
-            details.update(failed=True, error_codes=row.error_codes)
-        findings.append(
-            event_finding(
-                NAME,
-                cfg.severity,
-                _role_title(row, k["day"], failed),
-                # a success's fingerprint is the (role, principal, day) alone, whatever include_failed says
-                fingerprint(NAME, k["role"], k["principal"], k["day"], *(["failed"] if failed else [])),
-                row,
-                details,
-            )
+    return [
+        event_finding(
+            NAME,
+            cfg.severity,
+            _role_title(row, k["day"], failed),
+            _fingerprint(k["subject"], k["principal"], k["day"], failed=failed),
+            row,
+            _details(row, failed, watched_pattern=k["pattern"], day=k["day"]),
         )
-    return findings
+        for row, k, failed in _daily(df, role_of(df), pattern=pattern)
+    ]
 
 
 def _assume_root_findings(df: pd.DataFrame, cfg: WatchedRoleConfig) -> list[Finding]:
@@ -122,38 +108,51 @@ def _assume_root_findings(df: pd.DataFrame, cfg: WatchedRoleConfig) -> list[Find
         df = df[df["success"]]
     if df.empty:
         return []
-    target = df["role_account_id"].fillna("").astype(str)
-    keys = pd.DataFrame(
-        {"target": target, "principal": principal_of(df), "day": _day(df),
-         "failed": np.where(df["success"].to_numpy(), "", "failed")},
-        index=df.index,
-    )
-    group = group_key(keys)
-    firsts = records_by(keys, group, ["target", "principal", "day", "failed"])
     findings = []
-    for row in summarise(df, group):
-        k = firsts[row.group]
-        failed = bool(k["failed"])
-        details = base_details(row)
-        # the task policy (requestParameters.taskPolicyArn) is not in the event table: see event_ids
-        details.update(assume_root=True, target_account=k["target"] or None, day=k["day"])
-        if failed:
-            details.update(failed=True, error_codes=row.error_codes)
+    for row, k, failed in _daily(df, df["role_account_id"].fillna("").astype(str)):
         n = int(row.count)
-        whose = f"account {k['target']}" if k["target"] else "an unknown account"
+        whose = f"account {k['subject']}" if k["subject"] else "an unknown account"
         findings.append(
             event_finding(
                 NAME,
                 cfg.severity,
                 f"{who(row)} {'was refused' if failed else 'took'} a root session in {whose} (AssumeRoot)"
                 f"{f' ({n} times)' if n > 1 else ''} on {k['day']}",
-                fingerprint(NAME, "assume_root", k["target"], k["principal"], k["day"],
-                            *(["failed"] if failed else [])),
+                _fingerprint("assume_root", k["subject"], k["principal"], k["day"], failed=failed),
                 row,
-                details,
+                # the task policy (requestParameters.taskPolicyArn) is not in the event table: see event_ids
+                _details(row, failed, assume_root=True, target_account=k["subject"] or None, day=k["day"]),
             )
         )
     return findings
+
+
+def _daily(df: pd.DataFrame, subject: pd.Series, **carried: pd.Series) -> Iterator[tuple[Summary, dict[str, Any], bool]]:
+    """(summary, its keys, refused) per (subject, principal, UTC day), with successes and refusals in
+    groups of their own; the `carried` columns' first values come along in the keys."""
+    keys = pd.DataFrame(
+        {"subject": subject, "principal": principal_of(df), "day": _day(df),
+         "failed": np.where(df["success"].to_numpy(), "", "failed")},
+        index=df.index,
+    )
+    group = group_key(keys)
+    firsts = records_by(keys.assign(**carried), group, [*keys.columns, *carried])
+    for row in summarise(df, group):
+        k = firsts[row.group]
+        yield row, k, bool(k["failed"])
+
+
+def _details(row: Summary, failed: bool, **facts: Any) -> dict[str, Any]:
+    details = base_details(row)
+    details.update(facts)
+    if failed:
+        details.update(failed=True, error_codes=row.error_codes)
+    return details
+
+
+def _fingerprint(*parts: Any, failed: bool) -> str:
+    # a success's fingerprint is its group alone, whatever include_failed says
+    return fingerprint(NAME, *parts, *(["failed"] if failed else []))
 
 
 def _role_title(row: Summary, day: str, failed: bool) -> str:
