@@ -70,7 +70,7 @@ def _restricting_keys(statement: Statement) -> set[str]:
             op = parse_operator(operator)
         except ValueError:
             continue
-        if op.negated or op.if_exists or op.set_op == "ForAllValues" or op.base == "Null":
+        if not op.narrows:
             continue
         if op.base == "Bool":
             keys.update(k.lower() for k, v in clauses.items() if [x.lower() for x in v] == ["true"])

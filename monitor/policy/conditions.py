@@ -92,6 +92,13 @@ class Operator:
     def negated(self) -> bool:
         return self.base in NEGATED
 
+    @property
+    def narrows(self) -> bool:
+        """Whether a match can only narrow who passes: positive and failing without the key. `...IfExists`
+        and `ForAllValues:` pass when the key is absent, negated operators and `Null` admit what is not
+        listed."""
+        return not (self.negated or self.if_exists or self.set_op == "ForAllValues" or self.base == "Null")
+
 
 @lru_cache(maxsize=512)
 def parse_operator(text: str) -> Operator:

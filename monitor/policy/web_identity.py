@@ -130,7 +130,7 @@ def check_statement(issuer: Issuer, statement: Statement) -> TenantCheck:
             op = parse_operator(operator)
         except UnsupportedOperator:
             continue
-        if op.base not in _PINNING_BASES or op.if_exists or op.set_op == "ForAllValues":
+        if not op.narrows or op.base not in _PINNING_BASES:
             continue
         for key, values in clauses.items():
             if key.lower() != issuer.key.lower():  # condition keys compare case-insensitively
