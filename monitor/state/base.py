@@ -13,7 +13,7 @@ the batch is read again, and seen IDs keep it from counting twice.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +27,20 @@ from monitor.findings import Finding, iso
 
 class StateLockedError(RuntimeError):
     """Another rolewatch process holds the state."""
+
+
+def retry_until(attempt: Callable[[], bool], *, wait: bool, timeout: float | None, interval: float,
+                clock: Callable[[], float], sleep: Callable[[float], None]) -> bool:
+    """Whether `attempt` succeeded: tried once without `wait`, else again every `interval` seconds until
+    `timeout` seconds have passed (forever when None). The lock waits of both backends."""
+    deadline = clock() + timeout if wait and timeout is not None else None
+    while True:
+        if attempt():
+            return True
+        left = (deadline - clock() if deadline is not None else float("inf")) if wait else 0
+        if left <= 0:
+            return False
+        sleep(min(interval, left))
 
 
 @dataclass

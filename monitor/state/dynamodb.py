@@ -75,6 +75,7 @@ from monitor.state.base import (
     StateLockedError,
     StoredFinding,
     merge_seen_again,
+    retry_until,
     storable,
 )
 
@@ -389,24 +390,24 @@ class DynamoState(ReentrantTransactions):
                 ExpressionAttributeValues=values,
             )
 
-        deadline = self._clock() + timeout if wait and timeout is not None else None
-        while True:
+        def attempt() -> bool:
             try:
                 write(take_over=True)
-                break
+                return True
             except ClientError as exc:
                 if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                     raise
-            left = (deadline - self._clock() if deadline is not None else float("inf")) if wait else 0
-            if left <= 0:
-                current = self._ddb.get_item(TableName=self.table, Key=key, ConsistentRead=True).get("Item", {})
-                other = current.get("holder", {}).get("S", "another process")
-                waited = f" (waited {timeout:g}s)" if wait else ""
-                raise StateLockedError(
-                    f"state {self.path_or_table} is in use by {other}{waited}; wait for it to finish or stop it "
-                    f"(its lease expires within {int(self._lease)}s if it died)"
-                )
-            self._sleep(min(5.0, self._lease / 4, left))
+                return False
+
+        if not retry_until(attempt, wait=wait, timeout=timeout, interval=min(5.0, self._lease / 4),
+                           clock=self._clock, sleep=self._sleep):
+            current = self._ddb.get_item(TableName=self.table, Key=key, ConsistentRead=True).get("Item", {})
+            other = current.get("holder", {}).get("S", "another process")
+            waited = f" (waited {timeout:g}s)" if wait else ""
+            raise StateLockedError(
+                f"state {self.path_or_table} is in use by {other}{waited}; wait for it to finish or stop it "
+                f"(its lease expires within {int(self._lease)}s if it died)"
+            )
 
         stop = threading.Event()
 

@@ -31,6 +31,7 @@ from monitor.state.base import (
     StateLockedError,
     StoredFinding,
     merge_seen_again,
+    retry_until,
     storable,
 )
 
@@ -178,21 +179,22 @@ class SqliteState(ReentrantTransactions):
         if wait and timeout is None:
             fcntl.flock(fh, fcntl.LOCK_EX)
             return
-        deadline = self._clock() + (timeout or 0) if wait else None
-        while True:
+
+        def attempt() -> bool:
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
+                return True
             except BlockingIOError:
-                left = deadline - self._clock() if deadline is not None else 0
-                if left <= 0:
-                    fh.seek(0)
-                    holder = fh.read().strip() or "another process"
-                    waited = f" (waited {timeout:g}s)" if wait else ""
-                    raise StateLockedError(
-                        f"state {self.path} is in use by {holder}{waited}; wait for it to finish or stop it"
-                    ) from None
-                self._sleep(min(LOCK_POLL_SECONDS, left))
+                return False
+
+        if not retry_until(attempt, wait=wait, timeout=timeout, interval=LOCK_POLL_SECONDS, clock=self._clock,
+                           sleep=self._sleep):
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            waited = f" (waited {timeout:g}s)" if wait else ""
+            raise StateLockedError(
+                f"state {self.path} is in use by {holder}{waited}; wait for it to finish or stop it"
+            ) from None
 
     # ------------------------------------------------------------------ checkpoints
 
