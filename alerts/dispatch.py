@@ -89,7 +89,8 @@ def notify(findings: list[tuple[Finding, bool, Finding | None]], state: Any, con
     """findings: (finding, is_new, previous stored version), queued first (none when the caller
     queued them with the findings, see `queue`). Returns counts by outcome:
     sent, recovered (found already delivered), failed, queued (still in the outbox), held (for a digest)."""
-    queue(findings, state, config, now)
+    if findings:  # the pipeline queues with the findings it stores and passes none here
+        queue(findings, state, config, now)
     if notifiers is None:
         notifiers = build_notifiers(config, state, sleep=sleep)
     counts: Counter[str] = Counter()
