@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from monitor.events.merge import merge_shared_copies, one_copy_per_call
+from monitor.events.normalise import is_root_arn
 from monitor.events.schema import coerce
 from monitor.findings import MAX_EVENT_IDS, Finding
 
@@ -358,7 +359,7 @@ def who(row: Summary) -> str:
 def role_name(arn: str | None) -> str:
     if not arn:
         return "an unknown role"
-    if arn.endswith(":root") and "/" not in arn:  # an AssumeRoot row's role: the target account's root user
+    if is_root_arn(arn):  # an AssumeRoot row's role: the target account's root user
         return f"the root user of account {arn.rsplit(':', 2)[-2]}"
     return arn.rsplit("/", 1)[-1]
 
