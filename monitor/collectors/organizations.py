@@ -183,8 +183,12 @@ class AccountFailure:
 @dataclass
 class AccountResults:
     results: dict[str, Any] = field(default_factory=dict)
-    errors: dict[str, str] = field(default_factory=dict)  # account -> redacted error message
-    failures: dict[str, AccountFailure] = field(default_factory=dict)  # the same accounts, with step and code
+    failures: dict[str, AccountFailure] = field(default_factory=dict)  # account -> where and why it failed
+
+    @property
+    def errors(self) -> dict[str, str]:
+        """account -> its redacted error message."""
+        return {account: failure.message for account, failure in self.failures.items()}
 
 
 def error_code(exc: BaseException) -> str:
@@ -206,8 +210,7 @@ def run_per_account(accounts: list[str], work: Callable[[str], T], *, max_worker
     steps = steps if steps is not None else {}
 
     def fail(account: str, exc: BaseException) -> None:
-        out.errors[account] = _report(account, exc)
-        out.failures[account] = AccountFailure(steps.get(account, step), error_code(exc), out.errors[account])
+        out.failures[account] = AccountFailure(steps.get(account, step), error_code(exc), _report(account, exc))
 
     def run(account: str) -> T:
         started[account] = clock()
