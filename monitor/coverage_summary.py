@@ -61,6 +61,7 @@ class SourceCoverage:
         ends = [c.end for c in self.rows if c.end]
         delivered = [c.delivered for c in self.rows if c.delivered is not None]
         oldest = self.oldest_checkpoint()
+        by_status = {s: self.units(s) for s in ("ok", "partial", "failed")}
         return {
             "run_id": first.run_id, "status": self.status,
             "start": min(starts) if starts else None, "end": max(ends) if ends else None,
@@ -69,10 +70,9 @@ class SourceCoverage:
             "skipped": sum(c.skipped for c in self.rows),
             "message": first.message if single else None,
             "account": first.account if single else None, "region": first.region if single else None,
-            "units": {"total": len(self.rows), "ok": len(self.units("ok")),
-                      "partial": len(self.units("partial")), "failed": len(self.units("failed"))},
-            "failed_units": [_unit(c) for c in self.units("failed")],
-            "partial_units": [_unit(c) for c in self.units("partial")],
+            "units": {"total": len(self.rows), **{s: len(units) for s, units in by_status.items()}},
+            "failed_units": [_unit(c) for c in by_status["failed"]],
+            "partial_units": [_unit(c) for c in by_status["partial"]],
             "oldest_checkpoint": None if oldest is None else {
                 "account": oldest.account, "region": oldest.region, "status": oldest.status,
                 "at": oldest.end if oldest.status == "ok" else oldest.start},
